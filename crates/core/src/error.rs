@@ -1,0 +1,52 @@
+use crate::ports::StoreError;
+
+/// Everything a use case can refuse. The web layer maps each variant to one HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{message}")]
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    WeakPassword(String),
+    /// Unknown account, wrong password and locked account all look like this (no oracle).
+    #[error("Incorrect email or password.")]
+    InvalidCredentials,
+    #[error("Please verify your email address first. We have sent you a new link.")]
+    EmailNotVerified,
+    #[error("Too many attempts. Try again in {retry_after_secs} seconds.")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("This link is invalid or has expired.")]
+    InvalidToken,
+    #[error("The current password is not correct.")]
+    WrongCurrentPassword,
+    #[error("You need to sign in.")]
+    Unauthenticated,
+    #[error("Not found.")]
+    NotFound,
+    #[error("The server is busy. Try again in {retry_after_secs} seconds.")]
+    Busy { retry_after_secs: u64 },
+    #[error("The service is temporarily unavailable.")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl CoreError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Conflict(m) | StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The text of every message Twofold sends. Operators change wording through templates in the
+//! web layer; these are the plain-text bodies that go out by mail.
+
+use crate::ports::Mail;
+
+pub struct Branding<'a> {
+    pub product: &'a str,
+    pub public_url: &'a str,
+}
+
+pub fn verify_email(b: &Branding<'_>, to: &str, token: &str) -> Mail {
+    let link = format!("{}/verify-email?token={token}", b.public_url);
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Verify your email address for {}", b.product),
+        text: format!(
+            "Hello,\n\nPlease confirm that {to} is your email address by opening this link:\n\n{link}\n\n\
+             The link is valid for 2 hours and works once.\n\n\
+             If you did not sign up for {product}, you can ignore this message.\n",
+            product = b.product
+        ),
+    }
+}
+
+pub fn signup_existing_account(b: &Branding<'_>, to: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Sign-up attempt for your {} account", b.product),
+        text: format!(
+            "Hello,\n\nSomeone tried to create a new {product} account with {to}, but you already \
+             have one.\n\nSign in: {url}/login\nForgot your password? {url}/password-reset\n\n\
+             If this was not you, you can ignore this message; nothing has changed.\n",
+            product = b.product,
+            url = b.public_url
+        ),
+    }
+}
+
+pub fn password_reset(b: &Branding<'_>, to: &str, token: &str) -> Mail {
+    let link = format!("{}/password-reset?token={token}", b.public_url);
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Reset your {} password", b.product),
+        text: format!(
+            "Hello,\n\nSomeone asked to reset the password of the {product} account for {to}. \
+             To choose a new password, open this link:\n\n{link}\n\n\
+             The link is valid for 1 hour and works once. Setting a new password signs you out \
+             everywhere.\n\nIf you did not ask for this, ignore this message: your password \
+             stays as it is.\n",
+            product = b.product
+        ),
+    }
+}
+
+pub fn password_changed(b: &Branding<'_>, to: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Your {} password was changed", b.product),
+        text: format!(
+            "Hello,\n\nThe password of your {product} account ({to}) was just changed, and every \
+             other session was signed out.\n\nIf this was not you, reset your password now: \
+             {url}/password-reset\n",
+            product = b.product,
+            url = b.public_url
+        ),
+    }
+}

@@ -1,0 +1,145 @@
+//! The records the core reads and writes through the store ports.
+
+use std::net::IpAddr;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub type AccountId = Uuid;
+pub type SessionId = Uuid;
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: AccountId,
+    pub email: String,
+    /// A PHC string (`$argon2id$v=19$m=…`): never shown, never logged.
+    pub password_hash: String,
+    pub email_verified_at: Option<OffsetDateTime>,
+    pub security_stamp: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl Account {
+    pub fn is_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: AccountId,
+    pub email: String,
+    pub password_hash: String,
+    pub email_verified_at: Option<OffsetDateTime>,
+    pub security_stamp: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A signed-in browser. Only the keyed hash of its token is stored.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    pub account_id: AccountId,
+    /// Authentication methods used, as RFC 8176 `amr` values.
+    pub amr: Vec<String>,
+    pub auth_time: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub security_stamp: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session: Session,
+    pub token_hash: Vec<u8>,
+}
+
+/// A single-use, expiring link token (email verification, password reset).
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: Uuid,
+    pub account_id: AccountId,
+    pub purpose: &'static str,
+    pub token_hash: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub account_id: AccountId,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// Failures counted against one key (an account or a client IP) of an attempt budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub failures: u32,
+    pub last_failure_at: OffsetDateTime,
+}
+
+/// An outgoing message, sealed at rest because its links are bearer secrets.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: Uuid,
+    pub kind: String,
+    pub key_id: String,
+    pub payload: Vec<u8>,
+    pub attempts: u32,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOutboxItem {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub key_id: String,
+    pub payload: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+/// One security event. `detail` never holds a secret.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    pub account_id: Option<AccountId>,
+    pub event: &'static str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    pub account_id: Option<AccountId>,
+    pub event: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Where a request came from, as far as the web layer could tell.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn ip_string(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+
+    /// User agents are attacker-controlled: keep a bounded prefix only.
+    pub fn user_agent_trimmed(&self) -> Option<String> {
+        self.user_agent
+            .as_deref()
+            .map(|ua| ua.chars().take(400).collect())
+    }
+}

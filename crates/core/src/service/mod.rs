@@ -1,0 +1,177 @@
+//! Use cases. Each file adds the methods of one concern to [`Core`]; handlers call these and
+//! nothing else.
+
+mod account;
+mod login;
+mod outbox;
+mod recovery;
+mod sessions;
+mod signup;
+
+pub use login::LoginOutcome;
+pub use outbox::DeliveryReport;
+pub use sessions::SessionContext;
+
+use crate::clock::Clock;
+use crate::keys::Keyring;
+use crate::mail::Branding;
+use crate::model::{AccountId, AuditEvent, NewOutboxItem, RequestMeta};
+use crate::password::PasswordHasher;
+use crate::ports::{Mail, Store};
+use crate::random::{Random, random_bytes};
+use crate::throttle::Budget;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::Arc;
+use time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// Where users reach Twofold, without a trailing slash; links in mail start with it.
+    pub public_url: String,
+    pub product_name: String,
+    pub session_idle_timeout: Duration,
+    pub session_lifetime: Duration,
+    pub verify_email_ttl: Duration,
+    pub password_reset_ttl: Duration,
+    pub login_budget_account: Budget,
+    pub login_budget_ip: Budget,
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            product_name: "Twofold".into(),
+            session_idle_timeout: Duration::hours(24),
+            session_lifetime: Duration::days(14),
+            verify_email_ttl: Duration::hours(2),
+            password_reset_ttl: Duration::hours(1),
+            login_budget_account: Budget::login_per_account(),
+            login_budget_ip: Budget::login_per_ip(),
+        }
+    }
+}
+
+/// The core services, with everything they depend on injected.
+pub struct Core {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    keys: Arc<Keyring>,
+    hasher: Arc<PasswordHasher>,
+    settings: CoreSettings,
+    outbox_wakeup: Arc<Notify>,
+}
+
+impl Core {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        keys: Arc<Keyring>,
+        hasher: Arc<PasswordHasher>,
+        settings: CoreSettings,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            random,
+            keys,
+            hasher,
+            settings,
+            outbox_wakeup: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &CoreSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Woken whenever a message is queued, so the delivery worker need not poll tightly.
+    pub fn outbox_wakeup(&self) -> Arc<Notify> {
+        self.outbox_wakeup.clone()
+    }
+
+    /// A tag binding a CSRF cookie to the forms that carry it (signed double submit).
+    pub fn csrf_tag(&self, cookie_secret: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.keys.token_hash("csrf", cookie_secret.as_bytes()))
+    }
+
+    /// Constant-time check of a submitted CSRF tag.
+    pub fn csrf_tag_matches(&self, cookie_secret: &str, submitted: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let expected = self.csrf_tag(cookie_secret);
+        expected.len() == submitted.len()
+            && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+
+    pub fn new_secret(&self) -> secrecy::SecretString {
+        crate::token::new_token(self.random.as_ref())
+    }
+
+    fn new_id(&self) -> Uuid {
+        let now = self.clock.now();
+        let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let rand: [u8; 10] = random_bytes(self.random.as_ref());
+        uuid::Builder::from_unix_timestamp_millis(millis, &rand).into_uuid()
+    }
+
+    fn new_stamp(&self) -> String {
+        URL_SAFE_NO_PAD.encode(random_bytes::<16>(self.random.as_ref()))
+    }
+
+    fn branding(&self) -> Branding<'_> {
+        Branding {
+            product: &self.settings.product_name,
+            public_url: &self.settings.public_url,
+        }
+    }
+
+    fn audit(
+        &self,
+        event: &'static str,
+        account_id: Option<AccountId>,
+        meta: &RequestMeta,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: self.new_id(),
+            at: self.clock.now(),
+            account_id,
+            event,
+            ip: meta.ip_string(),
+            user_agent: meta.user_agent_trimmed(),
+            detail,
+        }
+    }
+
+    /// Seals a message for the outbox; the item id is bound in as associated data.
+    fn outbox_item(&self, kind: &'static str, mail: &Mail) -> Result<NewOutboxItem, crate::CoreError> {
+        let id = self.new_id();
+        let json = serde_json::to_vec(mail)
+            .map_err(|e| crate::CoreError::Internal(format!("encode mail: {e}")))?;
+        let sealed = self.keys.seal(self.random.as_ref(), id.as_bytes(), &json);
+        Ok(NewOutboxItem {
+            id,
+            kind,
+            key_id: sealed.key_id,
+            payload: sealed.blob,
+            created_at: self.clock.now(),
+        })
+    }
+
+    fn hash_token(&self, purpose: crate::token::TokenPurpose, token: &[u8]) -> Vec<u8> {
+        self.keys.token_hash(purpose.as_str(), token)
+    }
+}

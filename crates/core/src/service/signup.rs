@@ -1,0 +1,152 @@
+use super::Core;
+use crate::email::Email;
+use crate::error::CoreError;
+use crate::mail;
+use crate::model::{AccountId, NewAccount, NewToken, RequestMeta};
+use crate::password::check_password_policy;
+use crate::ports::StoreError;
+use crate::token::{TokenPurpose, decode_token, token_bytes};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+impl Core {
+    /// Creates an unverified account and mails a verification link. An address that already
+    /// has an account gets a notice instead; the caller sees the same answer either way.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &SecretString,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let email = Email::parse(email)?;
+        check_password_policy(password.expose_secret(), email.as_str())?;
+        // Hash before looking at the address, so both outcomes cost the same.
+        let password_hash = self.hasher.hash(password).await?;
+        let now = self.clock.now();
+        let account = NewAccount {
+            id: self.new_id(),
+            email: email.as_str().to_owned(),
+            password_hash,
+            email_verified_at: None,
+            security_stamp: self.new_stamp(),
+            created_at: now,
+        };
+        let token = self.new_secret();
+        let record = NewToken {
+            id: self.new_id(),
+            account_id: account.id,
+            purpose: TokenPurpose::VerifyEmail.as_str(),
+            token_hash: self.hash_token(TokenPurpose::VerifyEmail, &token_bytes(&token)),
+            created_at: now,
+            expires_at: now + self.settings.verify_email_ttl,
+        };
+        let verify = self.outbox_item(
+            "verify_email",
+            &mail::verify_email(&self.branding(), email.as_str(), token.expose_secret()),
+        )?;
+        let audit = self.audit("signup", Some(account.id), meta, json!({}));
+        match self
+            .store
+            .create_account(&account, Some(&record), Some(&verify), &audit)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                let existing = self.store.account_by_email(email.as_str()).await?;
+                let notice = self.outbox_item(
+                    "signup_existing",
+                    &mail::signup_existing_account(&self.branding(), email.as_str()),
+                )?;
+                let audit = self.audit(
+                    "signup_existing_address",
+                    existing.map(|a| a.id),
+                    meta,
+                    json!({}),
+                );
+                self.store.enqueue(&notice, Some(&audit)).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Consumes a verification link token and marks the address verified.
+    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<(), CoreError> {
+        let bytes = decode_token(token).ok_or(CoreError::InvalidToken)?;
+        let hash = self.hash_token(TokenPurpose::VerifyEmail, &bytes);
+        let audit = self.audit("email_verified", None, meta, json!({}));
+        self.store
+            .verify_email(&hash, self.clock.now(), &audit)
+            .await?
+            .map(|_| ())
+            .ok_or(CoreError::InvalidToken)
+    }
+
+    /// Sends a fresh verification link to an account that has not verified yet.
+    pub(super) async fn resend_verification(
+        &self,
+        account: AccountId,
+        email: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let now = self.clock.now();
+        // One link a minute is plenty; more would let anyone mail-bomb the owner.
+        if let Some(last) = self
+            .store
+            .latest_token_at(account, TokenPurpose::VerifyEmail.as_str())
+            .await?
+            && now - last < time::Duration::minutes(1)
+        {
+            return Ok(());
+        }
+        let token = self.new_secret();
+        let record = NewToken {
+            id: self.new_id(),
+            account_id: account,
+            purpose: TokenPurpose::VerifyEmail.as_str(),
+            token_hash: self.hash_token(TokenPurpose::VerifyEmail, &token_bytes(&token)),
+            created_at: now,
+            expires_at: now + self.settings.verify_email_ttl,
+        };
+        let item = self.outbox_item(
+            "verify_email",
+            &mail::verify_email(&self.branding(), email, token.expose_secret()),
+        )?;
+        let audit = self.audit("verification_resent", Some(account), meta, json!({}));
+        self.store.issue_token(&record, &item, Some(&audit)).await?;
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Operator path (CLI): creates an account directly, optionally already verified.
+    pub async fn create_account_direct(
+        &self,
+        email: &str,
+        password: &SecretString,
+        verified: bool,
+        meta: &RequestMeta,
+    ) -> Result<AccountId, CoreError> {
+        let email = Email::parse(email)?;
+        check_password_policy(password.expose_secret(), email.as_str())?;
+        let password_hash = self.hasher.hash(password).await?;
+        let now = self.clock.now();
+        let account = NewAccount {
+            id: self.new_id(),
+            email: email.as_str().to_owned(),
+            password_hash,
+            email_verified_at: verified.then_some(now),
+            security_stamp: self.new_stamp(),
+            created_at: now,
+        };
+        let audit = self.audit("account_created_by_operator", Some(account.id), meta, json!({}));
+        match self.store.create_account(&account, None, None, &audit).await {
+            Ok(()) => Ok(account.id),
+            Err(StoreError::Conflict(_)) => Err(CoreError::invalid(
+                "email",
+                "An account with this email address already exists.",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
