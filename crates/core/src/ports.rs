@@ -138,6 +138,7 @@ pub trait OutboxStore: Send + Sync {
         id: Uuid,
         error: &str,
         retry_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
     ) -> StoreResult<()>;
     async fn pending_outbox(&self) -> StoreResult<u64>;
 }

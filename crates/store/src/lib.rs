@@ -1,1 +1,91 @@
+//! SQLite and PostgreSQL implementations of the core's store ports.
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver: `$n` placeholders, Unix
+//! milliseconds as integers, UUIDs as text, hashes as blobs. What differs between them —
+//! connection setup and the migration sets — lives in [`backend`], and nowhere else.
 
+mod accounts;
+mod attempts;
+mod audit;
+pub mod backend;
+mod codec;
+mod outbox;
+mod sessions;
+mod tokens;
+
+pub use backend::{Backend, ConnectOptions};
+
+use sqlx::AnyPool;
+use twofold_core::ports::{HealthStore, StoreError, StoreResult};
+
+/// The one store type: an `Any` pool plus which backend it talks to.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    /// Connects without migrating; `serve` and `migrate` call [`SqlStore::migrate`] next.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
+        let (pool, backend) = backend::connect(url, options).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies the embedded forward-only migrations of this backend. Returns how many ran.
+    pub async fn migrate(&self) -> StoreResult<usize> {
+        let before = self.applied_version().await.unwrap_or(None);
+        let migrator = self.backend.migrator();
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(migrator
+            .iter()
+            .filter(|m| before.is_none_or(|v| m.version > v))
+            .count())
+    }
+
+    async fn applied_version(&self) -> StoreResult<Option<i64>> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(codec::db_error)?;
+        Ok(v)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthStore for SqlStore {
+    async fn ready(&self) -> StoreResult<()> {
+        let latest = self.backend.migrator().iter().map(|m| m.version).max();
+        let applied = self.applied_version().await?;
+        if applied < latest {
+            return Err(StoreError::Unavailable(format!(
+                "migrations pending: database at {applied:?}, binary expects {latest:?}; run `twofold migrate`"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -35,7 +35,7 @@ impl Core {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(message_id = %item.id, kind = %item.kind, error = %e, "cannot open queued message; giving up");
-                    self.store.mark_failed(item.id, &e.to_string(), None).await?;
+                    self.store.mark_failed(item.id, &e.to_string(), None, self.clock.now()).await?;
                     report.given_up += 1;
                     continue;
                 }
@@ -49,12 +49,12 @@ impl Core {
                 Err(DeliveryError::Temporary(e)) if item.attempts < MAX_ATTEMPTS => {
                     let retry_at = self.clock.now() + retry_delay(item.attempts);
                     tracing::warn!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, error = %e, "delivery failed; will retry");
-                    self.store.mark_failed(item.id, &e, Some(retry_at)).await?;
+                    self.store.mark_failed(item.id, &e, Some(retry_at), self.clock.now()).await?;
                     report.retrying += 1;
                 }
                 Err(e) => {
                     tracing::error!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, error = %e, "delivery failed; giving up");
-                    self.store.mark_failed(item.id, &e.to_string(), None).await?;
+                    self.store.mark_failed(item.id, &e.to_string(), None, self.clock.now()).await?;
                     report.given_up += 1;
                 }
             }

@@ -1,0 +1,111 @@
+use async_trait::async_trait;
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use twofold_core::ports::{DeliveryError, Mail, Mailer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption at all: only for a relay on the same host or a test sink.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub password: Option<SecretString>,
+    /// The From address, e.g. `Acme Security <security@acme.example>`.
+    pub from: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    15
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpConfigError {
+    #[error("smtp.from is not a valid mailbox: {0}")]
+    From(String),
+    #[error("smtp transport: {0}")]
+    Transport(String),
+}
+
+/// Sends through an SMTP server with lettre (rustls, no OpenSSL).
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    pub fn new(config: &SmtpConfig) -> Result<Self, SmtpConfigError> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| SmtpConfigError::From(format!("{e}")))?;
+        let tls = match config.security {
+            SmtpSecurity::None => Tls::None,
+            SmtpSecurity::Starttls | SmtpSecurity::Tls => {
+                let params = TlsParameters::new(config.host.clone())
+                    .map_err(|e| SmtpConfigError::Transport(e.to_string()))?;
+                if config.security == SmtpSecurity::Tls {
+                    Tls::Wrapper(params)
+                } else {
+                    Tls::Required(params)
+                }
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+            .port(config.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(config.timeout_secs)));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            ));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), DeliveryError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|e| DeliveryError::Permanent(format!("bad recipient: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject.clone())
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.text.clone())
+            .map_err(|e| DeliveryError::Permanent(format!("cannot build message: {e}")))?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(DeliveryError::Permanent(e.to_string())),
+            Err(e) => Err(DeliveryError::Temporary(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+use crate::SqlStore;
+use crate::audit::insert_audit;
+use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
+use crate::outbox::insert_outbox;
+use crate::tokens::insert_token;
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use twofold_core::model::*;
+use twofold_core::ports::{AccountStore, StoreResult};
+
+/// The account columns, as a macro so queries stay `&'static str` (sqlx refuses dynamic SQL).
+macro_rules! account_columns {
+    () => {
+        "id, email, password_hash, email_verified_at, security_stamp, created_at"
+    };
+}
+
+pub(crate) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
+    Ok(Account {
+        id: uuid(&get::<String>(row, "id")?)?,
+        email: get(row, "email")?,
+        password_hash: get(row, "password_hash")?,
+        email_verified_at: opt_from_ms(get(row, "email_verified_at")?)?,
+        security_stamp: get(row, "security_stamp")?,
+        created_at: from_ms(get(row, "created_at")?)?,
+    })
+}
+
+#[async_trait]
+impl AccountStore for SqlStore {
+    async fn create_account(
+        &self,
+        account: &NewAccount,
+        token: Option<&NewToken>,
+        mail: Option<&NewOutboxItem>,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO accounts (id, email, password_hash, email_verified_at, security_stamp, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(account.id.to_string())
+        .bind(&account.email)
+        .bind(&account.password_hash)
+        .bind(account.email_verified_at.map(ms))
+        .bind(&account.security_stamp)
+        .bind(ms(account.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(token) = token {
+            insert_token(&mut tx, token).await?;
+        }
+        if let Some(mail) = mail {
+            insert_outbox(&mut tx, mail).await?;
+        }
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
+        sqlx::query(concat!("SELECT ", account_columns!(), " FROM accounts WHERE email = $1"))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>> {
+        sqlx::query(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn list_accounts(&self, limit: u32, offset: u32) -> StoreResult<Vec<Account>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts ORDER BY created_at, id LIMIT $1 OFFSET $2"
+        ))
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(account_from_row)
+        .collect()
+    }
+
+    async fn upgrade_password_hash(&self, id: AccountId, old: &str, new: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+            .bind(id.to_string())
+            .bind(old)
+            .bind(new)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn change_password(
+        &self,
+        id: AccountId,
+        new_hash: &str,
+        new_stamp: &str,
+        keep: Option<SessionId>,
+        mail: &NewOutboxItem,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("UPDATE accounts SET password_hash = $2, security_stamp = $3 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(new_hash)
+            .bind(new_stamp)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
+        sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
+            .bind(id.to_string())
+            .bind(&keep)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("UPDATE sessions SET security_stamp = $2 WHERE id = $1")
+            .bind(&keep)
+            .bind(new_stamp)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // Outstanding reset links were issued for the old password; void them.
+        sqlx::query(
+            "UPDATE account_tokens SET used_at = created_at
+             WHERE account_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_outbox(&mut tx, mail).await?;
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await.map_err(db_error)
+    }
+}

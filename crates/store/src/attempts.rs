@@ -1,0 +1,60 @@
+use crate::SqlStore;
+use crate::codec::{db_error, from_ms, get, ms};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use twofold_core::model::AttemptRecord;
+use twofold_core::ports::{AttemptStore, StoreResult};
+
+#[async_trait]
+impl AttemptStore for SqlStore {
+    async fn attempts(&self, key: &str) -> StoreResult<Option<AttemptRecord>> {
+        let row = sqlx::query("SELECT failures, last_failure_at FROM attempt_budgets WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(|r| {
+            Ok(AttemptRecord {
+                failures: u32::try_from(get::<i64>(&r, "failures")?).unwrap_or(u32::MAX),
+                last_failure_at: from_ms(get(&r, "last_failure_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window_start: OffsetDateTime,
+    ) -> StoreResult<AttemptRecord> {
+        // One statement, so concurrent failures on several nodes all count.
+        let row = sqlx::query(
+            "INSERT INTO attempt_budgets (key, failures, last_failure_at) VALUES ($1, 1, $2)
+             ON CONFLICT (key) DO UPDATE SET
+                failures = CASE WHEN attempt_budgets.last_failure_at < $3 THEN 1
+                                ELSE attempt_budgets.failures + 1 END,
+                last_failure_at = $2
+             RETURNING failures, last_failure_at",
+        )
+        .bind(key)
+        .bind(ms(now))
+        .bind(ms(window_start))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(AttemptRecord {
+            failures: u32::try_from(get::<i64>(&row, "failures")?).unwrap_or(u32::MAX),
+            last_failure_at: from_ms(get(&row, "last_failure_at")?)?,
+        })
+    }
+
+    async fn clear_attempts(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM attempt_budgets WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}

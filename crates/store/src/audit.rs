@@ -1,0 +1,63 @@
+use crate::SqlStore;
+use crate::codec::{db_error, from_ms, get, ms, uuid};
+use async_trait::async_trait;
+use sqlx::{Any, Executor};
+use twofold_core::model::*;
+use twofold_core::ports::{AuditStore, StoreError, StoreResult};
+
+pub(crate) async fn insert_audit<'e, E>(executor: E, e: &AuditEvent) -> StoreResult<()>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.id.to_string())
+    .bind(ms(e.at))
+    .bind(e.account_id.map(|a| a.to_string()))
+    .bind(e.event)
+    .bind(e.ip.clone())
+    .bind(e.user_agent.clone())
+    .bind(e.detail.to_string())
+    .execute(executor)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        insert_audit(&self.pool, event).await
+    }
+
+    async fn audit_for_account(&self, account: AccountId, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, at, account_id, event, ip, user_agent, detail FROM audit_log
+             WHERE account_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(account.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = get(r, "detail")?;
+                Ok(AuditRecord {
+                    id: uuid(&get::<String>(r, "id")?)?,
+                    at: from_ms(get(r, "at")?)?,
+                    account_id: get::<Option<String>>(r, "account_id")?
+                        .map(|s| uuid(&s))
+                        .transpose()?,
+                    event: get(r, "event")?,
+                    ip: get(r, "ip")?,
+                    user_agent: get(r, "user_agent")?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|e| StoreError::Other(format!("audit detail: {e}")))?,
+                })
+            })
+            .collect()
+    }
+}

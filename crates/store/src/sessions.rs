@@ -1,0 +1,141 @@
+use crate::SqlStore;
+use crate::accounts::account_from_row;
+use crate::audit::insert_audit;
+use crate::codec::{db_error, from_ms, get, ms, uuid};
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+use twofold_core::model::*;
+use twofold_core::ports::{SessionStore, StoreError, StoreResult};
+
+fn session_from_row(row: &AnyRow) -> StoreResult<Session> {
+    let amr: String = get(row, "amr")?;
+    Ok(Session {
+        id: uuid(&get::<String>(row, "s_id")?)?,
+        account_id: uuid(&get::<String>(row, "account_id")?)?,
+        amr: serde_json::from_str(&amr).map_err(|e| StoreError::Other(format!("amr: {e}")))?,
+        auth_time: from_ms(get(row, "auth_time")?)?,
+        created_at: from_ms(get(row, "s_created_at")?)?,
+        last_seen_at: from_ms(get(row, "last_seen_at")?)?,
+        expires_at: from_ms(get(row, "expires_at")?)?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
+        security_stamp: get(row, "s_security_stamp")?,
+    })
+}
+
+macro_rules! session_columns {
+    () => {
+        "s.id AS s_id, s.account_id, s.amr, s.auth_time, s.created_at AS s_created_at, \
+         s.last_seen_at, s.expires_at, s.ip, s.user_agent, s.security_stamp AS s_security_stamp"
+    };
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create_session(&self, new: &NewSession, audit: &AuditEvent) -> StoreResult<()> {
+        let s = &new.session;
+        let amr = serde_json::to_string(&s.amr).map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, account_id, token_hash, amr, auth_time, created_at,
+                                   last_seen_at, expires_at, ip, user_agent, security_stamp)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.account_id.to_string())
+        .bind(new.token_hash.clone())
+        .bind(amr)
+        .bind(ms(s.auth_time))
+        .bind(ms(s.created_at))
+        .bind(ms(s.last_seen_at))
+        .bind(ms(s.expires_at))
+        .bind(s.ip.clone())
+        .bind(s.user_agent.clone())
+        .bind(&s.security_stamp)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn session_by_token_hash(&self, hash: &[u8]) -> StoreResult<Option<(Session, Account)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", a.id, a.email, a.password_hash, a.email_verified_at, a.security_stamp, a.created_at
+             FROM sessions s JOIN accounts a ON a.id = s.account_id
+             WHERE s.token_hash = $1"
+        ))
+        .bind(hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|r| Ok((session_from_row(&r)?, account_from_row(&r)?)))
+            .transpose()
+    }
+
+    async fn touch_session(&self, id: SessionId, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
+            .bind(id.to_string())
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, account: AccountId) -> StoreResult<Vec<Session>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions s WHERE s.account_id = $1 ORDER BY s.last_seen_at DESC"
+        ))
+        .bind(account.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn delete_session(
+        &self,
+        account: AccountId,
+        id: SessionId,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1 AND account_id = $2")
+            .bind(id.to_string())
+            .bind(account.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn delete_expired_sessions(
+        &self,
+        idle_cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        Ok(
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+                .bind(ms(now))
+                .bind(ms(idle_cutoff))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?
+                .rows_affected(),
+        )
+    }
+}

@@ -1,0 +1,82 @@
+use super::ApiJson;
+use crate::client::Client;
+use crate::error::ApiError;
+use crate::pages::describe_browser;
+use crate::session::ApiSession;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use twofold_core::CoreError;
+use uuid::Uuid;
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+pub async fn show(ApiSession(ctx): ApiSession) -> Response {
+    let a = &ctx.account;
+    Json(json!({
+        "id": a.id,
+        "email": a.email,
+        "email_verified": a.is_verified(),
+        "created_at": rfc3339(a.created_at),
+        "session": { "id": ctx.session.id, "amr": ctx.session.amr, "auth_time": rfc3339(ctx.session.auth_time) },
+    }))
+    .into_response()
+}
+
+pub async fn sessions(State(state): State<AppState>, ApiSession(ctx): ApiSession) -> Result<Response, ApiError> {
+    let sessions = state.core().list_sessions(&ctx).await?;
+    let list: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "browser": describe_browser(s.user_agent.as_deref()),
+                "user_agent": s.user_agent,
+                "ip": s.ip,
+                "created_at": rfc3339(s.created_at),
+                "last_seen_at": rfc3339(s.last_seen_at),
+                "expires_at": rfc3339(s.expires_at),
+                "current": s.id == ctx.session.id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": list })).into_response())
+}
+
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    ApiSession(ctx): ApiSession,
+    Client(meta): Client,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| CoreError::NotFound)?;
+    state.core().revoke_session(&ctx, id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    ApiSession(ctx): ApiSession,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Response, ApiError> {
+    state
+        .core()
+        .change_password(&ctx, &body.current_password, &body.new_password, &meta)
+        .await?;
+    Ok(Json(json!({ "status": "password_changed" })).into_response())
+}

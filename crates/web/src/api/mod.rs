@@ -1,0 +1,56 @@
+//! The JSON API under `/api/v1`. Errors are RFC 9457 problem+json.
+
+mod account;
+mod auth;
+
+use crate::error::problem;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::de::DeserializeOwned;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/signup", post(auth::signup))
+        .route("/email-verification", post(auth::verify_email))
+        .route("/session", post(auth::log_in).delete(auth::log_out))
+        .route("/password-reset", post(auth::request_password_reset))
+        .route("/password-reset/complete", post(auth::complete_password_reset))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions", get(account::sessions))
+        .route("/account/sessions/{id}", delete(account::revoke_session))
+        .fallback(not_found)
+}
+
+async fn not_found() -> Response {
+    problem(StatusCode::NOT_FOUND, "not-found", "No such endpoint.", None)
+}
+
+/// `Json<T>` whose rejections (wrong content type, malformed or incomplete body) are
+/// problem+json like every other API error.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> Response {
+    let (status, slug) = match &r {
+        JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+        JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body"),
+        _ => (StatusCode::BAD_REQUEST, "invalid-body"),
+    };
+    problem(status, slug, &r.body_text(), None).into_response()
+}

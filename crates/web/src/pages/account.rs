@@ -1,0 +1,159 @@
+use super::auth::NoFields;
+use super::{error_page, error_text, render, when};
+use crate::client::Client;
+use crate::csrf::CsrfForm;
+use crate::session::{PageSession, removal_cookie};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::{Value, context};
+use secrecy::SecretString;
+use serde::Deserialize;
+use twofold_core::service::SessionContext;
+use uuid::Uuid;
+
+pub async fn account_page(State(state): State<AppState>, jar: CookieJar, PageSession(ctx): PageSession) -> Response {
+    let account = context! {
+        email => &ctx.account.email,
+        created_at => when(ctx.account.created_at),
+    };
+    render(&state, jar, Some(&ctx), StatusCode::OK, "account.html", context! { title => "Your account", account })
+}
+
+pub async fn security_page(State(state): State<AppState>, jar: CookieJar, PageSession(ctx): PageSession) -> Response {
+    security(&state, jar, &ctx, StatusCode::OK, None, None).await
+}
+
+/// Renders Security settings with an optional notice or error from the action just taken.
+async fn security(
+    state: &AppState,
+    jar: CookieJar,
+    ctx: &SessionContext,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let sessions = match state.core().list_sessions(ctx).await {
+        Ok(s) => s,
+        Err(e) => return error_page(state, e),
+    };
+    let sessions: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            context! {
+                id => s.id.to_string(),
+                browser => describe_browser(s.user_agent.as_deref()),
+                ip => s.ip.clone(),
+                last_seen => when(s.last_seen_at),
+                current => s.id == ctx.session.id,
+            }
+        })
+        .collect();
+    let activity: Vec<Value> = match state.core().recent_audit(ctx.account.id, 10).await {
+        Ok(events) => events
+            .iter()
+            .map(|e| context! { at => when(e.at), label => event_label(&e.event), ip => e.ip.clone() })
+            .collect(),
+        Err(e) => return error_page(state, e),
+    };
+    render(
+        state,
+        jar,
+        Some(ctx),
+        status,
+        "security.html",
+        context! { title => "Security settings", sessions, activity, notice, error },
+    )
+}
+
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    PageSession(ctx): PageSession,
+    Client(meta): Client,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return security(&state, jar, &ctx, StatusCode::NOT_FOUND, None, Some("That session no longer exists.")).await;
+    };
+    match state.core().revoke_session(&ctx, id, &meta).await {
+        Ok(()) if id == ctx.session.id => {
+            (jar.add(removal_cookie(&state)), Redirect::to("/login?signed_out=1")).into_response()
+        }
+        Ok(()) => security(&state, jar, &ctx, StatusCode::OK, Some("The session was revoked."), None).await,
+        Err(e) => {
+            let (status, text) = error_text(&e);
+            let text = if status == StatusCode::NOT_FOUND { "That session no longer exists.".to_owned() } else { text };
+            security(&state, jar, &ctx, status, None, Some(&text)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    PageSession(ctx): PageSession,
+    Client(meta): Client,
+    CsrfForm(form): CsrfForm<PasswordChange>,
+) -> Response {
+    let current = SecretString::from(form.current_password);
+    let new = SecretString::from(form.new_password);
+    match state.core().change_password(&ctx, &current, &new, &meta).await {
+        Ok(()) => {
+            // The stamp changed; reload the account so this page sees the fresh state.
+            let ctx = match state.core().account(ctx.account.id).await {
+                Ok(account) => SessionContext { account, session: ctx.session },
+                Err(e) => return error_page(&state, e),
+            };
+            security(&state, jar, &ctx, StatusCode::OK, Some("Your password has been changed. Other browsers were signed out."), None).await
+        }
+        Err(e) => {
+            let (status, text) = error_text(&e);
+            security(&state, jar, &ctx, status, None, Some(&text)).await
+        }
+    }
+}
+
+/// "Chrome 156 on Linux" from a user agent, or a neutral label.
+pub(crate) fn describe_browser(ua: Option<&str>) -> String {
+    let Some(ua) = ua else {
+        return "Unknown browser".into();
+    };
+    match woothee::parser::Parser::new().parse(ua) {
+        Some(r) if r.name != "UNKNOWN" => {
+            let version = r.version.split('.').next().unwrap_or_default();
+            let os = if r.os == "UNKNOWN" { String::new() } else { format!(" on {}", r.os) };
+            format!("{} {}{}", r.name, version, os).replace("  ", " ")
+        }
+        _ => ua.chars().take(60).collect(),
+    }
+}
+
+fn event_label(event: &str) -> String {
+    match event {
+        "signup" => "Account created".into(),
+        "email_verified" => "Email address verified".into(),
+        "login_succeeded" => "Signed in".into(),
+        "login_failed" => "Failed sign-in attempt".into(),
+        "login_throttled" => "Sign-in attempts paused after repeated failures".into(),
+        "logout" => "Signed out".into(),
+        "session_revoked" => "A session was revoked".into(),
+        "password_changed" => "Password changed".into(),
+        "password_change_failed" => "Failed password change".into(),
+        "password_reset_requested" => "Password reset requested".into(),
+        "password_reset_completed" => "Password reset".into(),
+        "verification_resent" => "Verification email sent again".into(),
+        other => other.replace('_', " "),
+    }
+}

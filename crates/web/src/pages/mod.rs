@@ -1,0 +1,153 @@
+//! Server-rendered pages. Each handler calls one core method and renders a template.
+
+mod account;
+pub(crate) use account::describe_browser;
+mod auth;
+mod password_reset;
+
+use crate::csrf;
+use crate::error::{classify, log_if_server_error};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::{Value, context};
+use twofold_core::CoreError;
+use twofold_core::service::SessionContext;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(auth::home))
+        .route("/signup", get(auth::signup_page).post(auth::signup))
+        .route("/verify-email", get(auth::verify_email_page).post(auth::verify_email))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", get(auth::logout_page).post(auth::logout))
+        .route("/account", get(account::account_page))
+        .route("/account/security", get(account::security_page))
+        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route("/account/password", post(account::change_password))
+        .route(
+            "/password-reset",
+            get(password_reset::page).post(password_reset::request),
+        )
+        .route("/password-reset/complete", post(password_reset::complete))
+        .route("/static/style.css", get(style_css))
+        .route("/static/brand.css", get(brand_css))
+        .route("/static/logo.svg", get(logo_svg))
+}
+
+/// Renders `template` with the shared context (branding, CSRF tag, signed-in user) plus `extra`.
+pub(crate) fn render(
+    state: &AppState,
+    jar: CookieJar,
+    user: Option<&SessionContext>,
+    status: StatusCode,
+    template: &str,
+    extra: Value,
+) -> Response {
+    let (jar, csrf) = csrf::ensure(jar, state);
+    let ctx = context! {
+        brand => Value::from(minijinja::value::Serde(&state.settings().branding)),
+        csrf => csrf,
+        user => user.map(|u| u.account.email.clone()),
+        ..extra
+    };
+    match state.templates().render(template, ctx) {
+        Ok(body) => (status, jar, Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(template, error = %format!("{e:#}"), "template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>Something went wrong</h1>")).into_response()
+        }
+    }
+}
+
+pub(crate) struct Link {
+    pub href: &'static str,
+    pub label: &'static str,
+}
+
+/// A page with a heading, a sentence and an optional button-link.
+pub(crate) fn message_page(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    link: Option<Link>,
+) -> Response {
+    let link = link.map(|l| context! { href => l.href, label => l.label });
+    render(
+        state,
+        CookieJar::new(),
+        None,
+        status,
+        "message.html",
+        context! { title, text, link },
+    )
+}
+
+/// A core error as a page, with the same status the API would give.
+pub(crate) fn error_page(state: &AppState, e: CoreError) -> Response {
+    log_if_server_error(&e);
+    let (status, _, detail) = classify(&e);
+    let title = if status.is_server_error() {
+        "Something went wrong"
+    } else {
+        "That did not work"
+    };
+    message_page(state, status, title, &detail, None)
+}
+
+/// The user-facing message of an error, after logging anything internal.
+pub(crate) fn error_text(e: &CoreError) -> (StatusCode, String) {
+    log_if_server_error(e);
+    let (status, _, detail) = classify(e);
+    (status, detail)
+}
+
+pub(crate) fn when(t: time::OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+async fn style_css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/style.css"),
+    )
+        .into_response()
+}
+
+async fn logo_svg() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/logo.svg"),
+    )
+        .into_response()
+}
+
+/// The accent colour as a stylesheet, because the CSP forbids inline styles.
+async fn brand_css(State(state): State<AppState>) -> Response {
+    let accent: String = state
+        .settings()
+        .branding
+        .accent_color
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '#' | '(' | ')' | ',' | '.' | ' ' | '%'))
+        .collect();
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        format!(":root {{ --accent: {accent}; }}\n"),
+    )
+        .into_response()
+}

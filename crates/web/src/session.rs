@@ -1,0 +1,98 @@
+//! The session cookie and the extractors that turn it into a signed-in account.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use time::Duration;
+use twofold_core::CoreError;
+use twofold_core::service::SessionContext;
+
+/// `__Host-` cookies must be `Secure`, which plain-http development cannot send back, so the
+/// prefix (and `Secure`) is used exactly when the public URL is https.
+pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
+    match (state.settings().secure_cookies(), base) {
+        (true, "session") => "__Host-twofold_session",
+        (false, "session") => "twofold_session",
+        (true, _) => "__Host-twofold_csrf",
+        (false, _) => "twofold_csrf",
+    }
+}
+
+pub fn build_cookie(state: &AppState, base: &'static str, value: String, max_age: Option<Duration>) -> Cookie<'static> {
+    let mut c = Cookie::build((cookie_name(state, base), value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings().secure_cookies());
+    if let Some(age) = max_age {
+        c = c.max_age(age);
+    }
+    c.build()
+}
+
+pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    let lifetime = state.core().settings().session_lifetime;
+    build_cookie(state, "session", token, Some(lifetime))
+}
+
+pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
+    let mut c = build_cookie(state, "session", String::new(), Some(Duration::ZERO));
+    c.make_removal();
+    c
+}
+
+pub fn session_token(jar: &CookieJar, state: &AppState) -> Option<String> {
+    jar.get(cookie_name(state, "session"))
+        .map(|c| c.value().to_owned())
+}
+
+async fn resolve(parts: &mut Parts, state: &AppState) -> Result<(SessionContext, String), CoreError> {
+    let jar = CookieJar::from_headers(&parts.headers);
+    let token = session_token(&jar, state).ok_or(CoreError::Unauthenticated)?;
+    let ctx = state.core().authenticate(&token).await?;
+    Ok((ctx, token))
+}
+
+/// A signed-in page visitor; anyone else is sent to the login page.
+pub struct PageSession(pub SessionContext);
+
+impl FromRequestParts<AppState> for PageSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match resolve(parts, state).await {
+            Ok((ctx, _)) => Ok(Self(ctx)),
+            Err(CoreError::Unauthenticated) => Err(Redirect::to("/login").into_response()),
+            Err(e) => Err(crate::pages::error_page(state, e)),
+        }
+    }
+}
+
+/// Signed in or not; pages like /login use it to skip what is already done.
+pub struct MaybeSession(pub Option<SessionContext>);
+
+impl FromRequestParts<AppState> for MaybeSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match resolve(parts, state).await {
+            Ok((ctx, _)) => Ok(Self(Some(ctx))),
+            Err(CoreError::Unauthenticated) => Ok(Self(None)),
+            Err(e) => Err(crate::pages::error_page(state, e)),
+        }
+    }
+}
+
+/// A signed-in API caller; anyone else gets 401 problem+json.
+pub struct ApiSession(pub SessionContext);
+
+impl FromRequestParts<AppState> for ApiSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        resolve(parts, state).await.map(|(ctx, _)| Self(ctx)).map_err(ApiError)
+    }
+}
