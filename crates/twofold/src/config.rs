@@ -1,0 +1,324 @@
+//! Configuration: built-in defaults < TOML file (`--config`) < `TWOFOLD_*` environment
+//! variables (`__` separates levels: `TWOFOLD_DATABASE__URL`) < command-line flags.
+//! Unknown keys are an error, so a typo never silently falls back to a default.
+
+use anyhow::{Context, Result, bail};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use twofold_delivery::SmtpConfig;
+use twofold_web::Branding;
+
+/// Environment variables with the prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["TWOFOLD_LOG", "TWOFOLD_BIN"];
+const NOT_CONFIG_PREFIXES: &[&str] = &["TWOFOLD_TEST_", "TWOFOLD_E2E_"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address and port to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Where the SQLite database and the data-encryption keys live.
+    pub data_dir: PathBuf,
+    /// The URL users reach Twofold at (scheme, host, port). Default: derived from `listen`.
+    pub public_url: Option<String>,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is trusted. Empty: ignore the header.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A directory whose templates override the built-in ones of the same name.
+    pub templates_dir: Option<PathBuf>,
+    /// The data-encryption key file. Default: `<data_dir>/data-keys`.
+    pub keys_file: Option<PathBuf>,
+    pub database: DatabaseSettings,
+    pub mail: MailSettings,
+    pub session: SessionSettings,
+    pub password_hashing: HashingSettings,
+    pub branding: Branding,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc` or `postgres://user:password@host/db`. Default: SQLite in `data_dir`.
+    /// Printed by `config check` with the password redacted.
+    #[serde(skip_serializing)]
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// `log` prints every message to the log (development); `smtp` sends it.
+    pub delivery: MailDelivery,
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailDelivery {
+    Log,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// Signed out after this long without activity.
+    pub idle_timeout_minutes: u32,
+    /// Signed out this long after signing in, active or not.
+    pub lifetime_hours: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashingSettings {
+    /// Threads hashing passwords at once. Default: the number of cores.
+    pub workers: Option<usize>,
+    /// Logins allowed to wait for a worker; beyond that they get 503 with Retry-After.
+    pub queue: usize,
+    pub memory_kib: u32,
+    pub iterations: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("twofold-data"),
+            public_url: None,
+            log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
+            templates_dir: None,
+            keys_file: None,
+            database: DatabaseSettings::default(),
+            mail: MailSettings::default(),
+            session: SessionSettings::default(),
+            password_hashing: HashingSettings::default(),
+            branding: Branding::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            delivery: MailDelivery::Log,
+            smtp: None,
+        }
+    }
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout_minutes: 24 * 60,
+            lifetime_hours: 14 * 24,
+        }
+    }
+}
+
+impl Default for HashingSettings {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            queue: 32,
+            memory_kib: 19 * 1024,
+            iterations: 2,
+        }
+    }
+}
+
+/// Flags that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("TWOFOLD_"))
+            .filter(|(k, _)| !NOT_CONFIG.contains(&k.as_str()))
+            .filter(|(k, _)| !NOT_CONFIG_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("TWOFOLD")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("trusted_proxies")
+                .try_parsing(true)
+                .source(Some(env.into_iter().collect())),
+        );
+        let mut settings: Settings = builder
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        if let Some(l) = overrides.listen {
+            settings.listen = l;
+        }
+        if let Some(d) = &overrides.data_dir {
+            settings.data_dir = d.clone();
+        }
+        if let Some(f) = overrides.log_format {
+            settings.log_format = f;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.mail.delivery == MailDelivery::Smtp && self.mail.smtp.is_none() {
+            bail!("mail.delivery = \"smtp\" needs a [mail.smtp] section");
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public_url must start with http:// or https://");
+        }
+        if self.session.idle_timeout_minutes == 0 || self.session.lifetime_hours == 0 {
+            bail!("session timeouts must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret;
+        match &self.database.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("twofold.db").display()),
+        }
+    }
+
+    pub fn keys_path(&self) -> PathBuf {
+        self.keys_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("data-keys"))
+    }
+
+    /// The public URL, derived from the bound address when not configured.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let host = if bound.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else if bound.is_ipv6() {
+                    format!("[{}]", bound.ip())
+                } else {
+                    bound.ip().to_string()
+                };
+                format!("http://{host}:{}", bound.port())
+            }
+        }
+    }
+
+    /// The effective configuration as TOML, with every secret replaced by `[redacted]`.
+    pub fn redacted_toml(&self) -> Result<String> {
+        let mut value = toml::Value::try_from(self).context("serializing configuration")?;
+        let url = redact_url(&self.database_url());
+        if let Some(db) = value.get_mut("database").and_then(|v| v.as_table_mut()) {
+            db.insert("url".into(), toml::Value::String(url));
+        }
+        if let Some(smtp) = &self.mail.smtp
+            && smtp.password.is_some()
+            && let Some(t) = value
+                .get_mut("mail")
+                .and_then(|m| m.get_mut("smtp"))
+                .and_then(|s| s.as_table_mut())
+        {
+            t.insert("password".into(), toml::Value::String("[redacted]".into()));
+        }
+        toml::to_string_pretty(&value).context("formatting configuration")
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_database_password() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/twofold"),
+            "postgres://app:[redacted]@db:5432/twofold"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("twofold.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nlisen = 1\n").unwrap();
+        let err = Settings::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("twofold.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n[mail]\ndelivery = \"smtp\"\n[mail.smtp]\nhost = \"mail\"\nport = 587\nsecurity = \"starttls\"\nusername = \"u\"\npassword = \"topsecret\"\nfrom = \"a@example.com\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        let printed = s.redacted_toml().unwrap();
+        assert!(!printed.contains("topsecret"));
+        assert!(printed.contains("[redacted]"));
+        assert!(!format!("{s:?}").contains("topsecret"));
+        let o = Overrides {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(Settings::load(Some(&path), &o).unwrap().listen.port(), 7000);
+    }
+}

@@ -1,0 +1,193 @@
+//! Start-up, the server loop and graceful shutdown.
+
+use crate::config::{MailDelivery, Settings, redact_url};
+use crate::data_dir::{ensure_data_dir, load_or_create_keys};
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use twofold_core::password::{HashParams, PasswordHasher};
+use twofold_core::ports::Mailer;
+use twofold_core::random::OsRandom;
+use twofold_core::{Core, CoreSettings, SystemClock};
+use twofold_delivery::{LogMailer, SmtpMailer, run_outbox_worker};
+use twofold_store::{ConnectOptions, SqlStore};
+use twofold_web::{AppState, WebSettings};
+
+/// Connects (and migrates) the store and assembles the core.
+pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Core>, SqlStore)> {
+    ensure_data_dir(&settings.data_dir)?;
+    let (keys, created) = load_or_create_keys(&settings.keys_path())?;
+    if created {
+        tracing::info!(path = %settings.keys_path().display(), "generated a new data-encryption key; back this file up");
+    }
+    let store = connect_and_migrate(settings).await?;
+    let workers = settings
+        .password_hashing
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let hasher = PasswordHasher::new(
+        HashParams {
+            m_cost_kib: settings.password_hashing.memory_kib,
+            t_cost: settings.password_hashing.iterations,
+            p_cost: 1,
+        },
+        workers,
+        settings.password_hashing.queue,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let core_settings = CoreSettings {
+        public_url: public_url.to_owned(),
+        product_name: settings.branding.product_name.clone(),
+        session_idle_timeout: time::Duration::minutes(i64::from(settings.session.idle_timeout_minutes)),
+        session_lifetime: time::Duration::hours(i64::from(settings.session.lifetime_hours)),
+        ..CoreSettings::default()
+    };
+    let core = Core::new(
+        Arc::new(store.clone()),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        Arc::new(keys),
+        Arc::new(hasher),
+        core_settings,
+    );
+    Ok((Arc::new(core), store))
+}
+
+async fn connect_and_migrate(settings: &Settings) -> Result<SqlStore> {
+    let url = settings.database_url();
+    let store = SqlStore::connect(
+        &url,
+        &ConnectOptions {
+            max_connections: settings.database.max_connections,
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("database {}", redact_url(&url)))?;
+    let applied = store.migrate().await?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(store)
+}
+
+pub async fn migrate_only(settings: &Settings) -> Result<()> {
+    ensure_data_dir(&settings.data_dir)?;
+    let store = connect_and_migrate(settings).await?;
+    println!("database is up to date ({})", redact_url(&settings.database_url()));
+    store.close().await;
+    Ok(())
+}
+
+pub async fn run(settings: Settings) -> Result<()> {
+    check_clock();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let bound = listener.local_addr()?;
+    let public_url = settings.public_url_for(bound);
+    let (core, store) = build_core(&settings, &public_url).await?;
+
+    let mailer: Arc<dyn Mailer> = match settings.mail.delivery {
+        MailDelivery::Log => Arc::new(LogMailer),
+        MailDelivery::Smtp => {
+            let smtp = settings.mail.smtp.as_ref().context("mail.smtp missing")?;
+            Arc::new(SmtpMailer::new(smtp)?)
+        }
+    };
+    let web = WebSettings {
+        public_url: public_url.clone(),
+        trusted_proxies: settings.trusted_proxies.clone(),
+        templates_dir: settings.templates_dir.clone(),
+        branding: settings.branding.clone(),
+    };
+    let state = AppState::new(core.clone(), web).map_err(|e| anyhow::anyhow!(e))?;
+    let app = twofold_web::router(state);
+
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(run_outbox_worker(core.clone(), mailer, shutdown.clone()));
+    let housekeeping = tokio::spawn(housekeeping(core.clone(), shutdown.clone()));
+
+    tracing::info!(data_dir = %settings.data_dir.display(), database = %redact_url(&settings.database_url()), "storage ready");
+    match settings.mail.delivery {
+        MailDelivery::Log => tracing::warn!("mail delivery is in development mode: messages are printed to this log, not sent"),
+        MailDelivery::Smtp => tracing::info!(host = settings.mail.smtp.as_ref().map(|s| s.host.as_str()).unwrap_or_default(), "mail delivery via SMTP"),
+    }
+    if !public_url.starts_with("https://") && !is_loopback_url(&public_url) {
+        tracing::warn!(%public_url, "public_url is plain http on a non-loopback host: cookies are not Secure; put Twofold behind https");
+    }
+    tracing::info!("listening on http://{bound}");
+    tracing::info!("Twofold is ready: open {public_url}/signup");
+
+    let signal_token = shutdown.clone();
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            signal_token.cancel();
+        })
+        .await
+        .context("server error")?;
+
+    shutdown.cancel();
+    if tokio::time::timeout(Duration::from_secs(10), worker).await.is_err() {
+        tracing::warn!("outbox worker did not stop within 10 s");
+    }
+    housekeeping.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Periodic clean-up that any node may do: expired sessions.
+async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
+    loop {
+        match core.purge_expired_sessions().await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let host = url.trim_start_matches("http://").split(['/', ':']).next().unwrap_or_default();
+    matches!(host, "127.0.0.1" | "localhost" | "[") || host.starts_with("127.")
+}
+
+/// One-time codes and sessions depend on the clock; a clock far in the past is a broken host.
+fn check_clock() {
+    let now = time::OffsetDateTime::now_utc();
+    if now.year() < 2025 {
+        tracing::error!(%now, "the system clock looks wrong (before 2025); time-based codes and sessions will misbehave");
+    }
+}

@@ -1,0 +1,70 @@
+use crate::config::Settings;
+use crate::serve::build_core;
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use secrecy::SecretString;
+use std::io::BufRead;
+use twofold_core::model::RequestMeta;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from standard input (one line).
+    Create {
+        email: String,
+        /// Mark the email address as verified (no verification mail is sent).
+        #[arg(long)]
+        verified: bool,
+    },
+    /// Show one account and its recent security events.
+    Show { email: String },
+    /// List accounts, oldest first.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+    },
+}
+
+pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
+    let (core, store) = build_core(settings, &settings.public_url_for(settings.listen)).await?;
+    let result = match command {
+        UserCommand::Create { email, verified } => {
+            eprintln!("Password (one line on standard input):");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
+            let meta = RequestMeta {
+                ip: None,
+                user_agent: Some("twofold cli".into()),
+            };
+            match core.create_account_direct(&email, &password, verified, &meta).await {
+                Ok(id) => {
+                    println!("created account {id} for {}", email.trim().to_lowercase());
+                    Ok(())
+                }
+                Err(e) => bail!("{e}"),
+            }
+        }
+        UserCommand::Show { email } => {
+            let account = core.account_by_email(&email).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("id:          {}", account.id);
+            println!("email:       {}", account.email);
+            println!("verified:    {}", account.email_verified_at.map(|t| t.to_string()).unwrap_or_else(|| "no".into()));
+            println!("created:     {}", account.created_at);
+            println!("recent events:");
+            for e in core.recent_audit(account.id, 20).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("  {}  {:<28} {}", e.at, e.event, e.ip.unwrap_or_default());
+            }
+            Ok(())
+        }
+        UserCommand::List { limit, offset } => {
+            for a in core.list_accounts(limit, offset).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("{}  {:<40} {}", a.id, a.email, if a.is_verified() { "verified" } else { "unverified" });
+            }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
