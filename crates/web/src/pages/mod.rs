@@ -49,6 +49,18 @@ pub(crate) fn render(
     extra: Value,
 ) -> Response {
     let (jar, csrf) = csrf::ensure(jar, state);
+    render_with(state, Some(jar), csrf, user, status, template, extra)
+}
+
+fn render_with(
+    state: &AppState,
+    jar: Option<CookieJar>,
+    csrf: String,
+    user: Option<&SessionContext>,
+    status: StatusCode,
+    template: &str,
+    extra: Value,
+) -> Response {
     let ctx = context! {
         brand => Value::from(minijinja::value::Serde(&state.settings().branding)),
         csrf => csrf,
@@ -69,7 +81,8 @@ pub(crate) struct Link {
     pub label: &'static str,
 }
 
-/// A page with a heading, a sentence and an optional button-link.
+/// A page with a heading, a sentence and an optional button-link. It has no form, so it
+/// leaves the browser's CSRF cookie alone (replacing it would void forms in other tabs).
 pub(crate) fn message_page(
     state: &AppState,
     status: StatusCode,
@@ -78,9 +91,10 @@ pub(crate) fn message_page(
     link: Option<Link>,
 ) -> Response {
     let link = link.map(|l| context! { href => l.href, label => l.label });
-    render(
+    render_with(
         state,
-        CookieJar::new(),
+        None,
+        String::new(),
         None,
         status,
         "message.html",

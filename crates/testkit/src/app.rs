@@ -1,0 +1,139 @@
+use crate::db::TestDb;
+use crate::smtp::SmtpSink;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use twofold_core::keys::Keyring;
+use twofold_core::password::{HashParams, PasswordHasher};
+use twofold_core::random::OsRandom;
+use twofold_core::{Core, CoreSettings, FakeClock};
+use twofold_delivery::{SmtpConfig, SmtpMailer, SmtpSecurity, run_outbox_worker};
+use twofold_store::SqlStore;
+use twofold_web::{AppState, Branding, WebSettings};
+
+/// The app running on a random port with its own database, SMTP sink and fake clock.
+pub struct TestApp {
+    pub url: String,
+    pub core: Arc<Core>,
+    pub clock: Arc<FakeClock>,
+    pub smtp: SmtpSink,
+    pub store: SqlStore,
+    pub db: TestDb,
+    shutdown: CancellationToken,
+}
+
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    let store = db.store().await;
+    let smtp = SmtpSink::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}");
+    let clock = Arc::new(FakeClock::new(OffsetDateTime::now_utc()));
+    let keys = Keyring::parse(&Keyring::generate_file(&OsRandom)).expect("keys");
+    // Light Argon2 parameters keep the suite fast; production defaults are tested in the core.
+    let hasher = PasswordHasher::new(HashParams { m_cost_kib: 256, t_cost: 1, p_cost: 1 }, 2, 64).expect("hasher");
+    let core = Arc::new(Core::new(
+        Arc::new(store.clone()),
+        clock.clone(),
+        Arc::new(OsRandom),
+        Arc::new(keys),
+        Arc::new(hasher),
+        CoreSettings {
+            public_url: url.clone(),
+            ..CoreSettings::default()
+        },
+    ));
+    let mailer = SmtpMailer::new(&SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: smtp.port(),
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        from: "Twofold <no-reply@twofold.test>".into(),
+        timeout_secs: 5,
+    })
+    .expect("mailer");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(run_outbox_worker(core.clone(), Arc::new(mailer), shutdown.clone()));
+    let state = AppState::new(
+        core.clone(),
+        WebSettings {
+            public_url: url.clone(),
+            trusted_proxies: vec![],
+            templates_dir: None,
+            branding: Branding::default(),
+        },
+    )
+    .expect("state");
+    let app = twofold_web::router(state);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    });
+    TestApp {
+        url,
+        core,
+        clock,
+        smtp,
+        store,
+        db,
+        shutdown,
+    }
+}
+
+impl TestApp {
+    /// A fresh browser-like client with its own cookie jar.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Signs up and verifies an account through the API; returns nothing, panics on failure.
+    pub async fn verified_account(&self, email: &str, password: &str) {
+        let c = self.client();
+        let before = self.smtp.count_to(email);
+        let r = c
+            .post(self.at("/api/v1/signup"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("signup");
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+        let mail = self.smtp.wait_for(email, before).await;
+        let token = mail.token("/verify-email").expect("verification link");
+        let r = c
+            .post(self.at("/api/v1/email-verification"))
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .expect("verify");
+        assert_eq!(r.status(), 200);
+    }
+
+    /// Signs `client` in through the API.
+    pub async fn log_in(&self, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+        client
+            .post(self.at("/api/v1/session"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("login request")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,105 @@
+//! Mail goes through the outbox: nothing is lost while SMTP is down, and no two deliveries
+//! of one message happen even with several workers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use time::Duration;
+use twofold_core::model::NewOutboxItem;
+use twofold_core::ports::{AttemptStore, OutboxStore};
+use twofold_testkit::{TestDb, both_backends, spawn_app};
+
+const PW: &str = "correct horse battery staple 42";
+
+async fn mail_survives_an_smtp_outage(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.smtp.stop();
+    let c = app.client();
+    let r = c
+        .post(app.at("/api/v1/signup"))
+        .json(&serde_json::json!({"email": "outage@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // Let the worker fail a few times against the dead server.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        app.clock.advance(Duration::seconds(30));
+        app.core.outbox_wakeup().notify_one();
+    }
+    assert_eq!(app.smtp.count_to("outage@example.com"), 0);
+    assert_eq!(app.core.pending_messages().await.unwrap(), 1);
+
+    app.smtp.restart().await;
+    app.clock.advance(Duration::minutes(5));
+    app.core.outbox_wakeup().notify_one();
+    let mail = app.smtp.wait_for("outage@example.com", 0).await;
+    assert!(mail.token("/verify-email").is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.smtp.count_to("outage@example.com"), 1, "delivered exactly once");
+    assert_eq!(app.core.pending_messages().await.unwrap(), 0);
+}
+both_backends!(smtp_outage_case, mail_survives_an_smtp_outage);
+
+async fn concurrent_claims_never_share_a_message(db: TestDb) {
+    let store = Arc::new(db.store().await);
+    let now = time::OffsetDateTime::now_utc();
+    for i in 0..60u8 {
+        let item = NewOutboxItem {
+            id: uuid::Uuid::now_v7(),
+            kind: "test",
+            key_id: "k".into(),
+            payload: vec![i],
+            created_at: now,
+        };
+        store.enqueue(&item, None).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_outbox(now, now + Duration::minutes(2), 7).await.unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                mine.extend(batch.into_iter().map(|i| i.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 60, "every message claimed once");
+    assert_eq!(unique.len(), 60, "no message claimed twice");
+    // Leased messages stay invisible until the lease runs out.
+    assert!(store.claim_outbox(now, now + Duration::minutes(2), 10).await.unwrap().is_empty());
+    assert_eq!(store.claim_outbox(now + Duration::minutes(3), now + Duration::minutes(5), 100).await.unwrap().len(), 60);
+}
+both_backends!(claim_case, concurrent_claims_never_share_a_message);
+
+async fn failure_counting_is_atomic(db: TestDb) {
+    let store = Arc::new(db.store().await);
+    let now = time::OffsetDateTime::now_utc();
+    let mut tasks = Vec::new();
+    for _ in 0..25 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.record_failure("login:test", now, now - Duration::hours(1)).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.attempts("login:test").await.unwrap().unwrap().failures, 25);
+    // Failures outside the window are forgotten on the next one.
+    let later = now + Duration::hours(2);
+    assert_eq!(store.record_failure("login:test", later, later - Duration::hours(1)).await.unwrap().failures, 1);
+    store.clear_attempts("login:test").await.unwrap();
+    assert!(store.attempts("login:test").await.unwrap().is_none());
+}
+both_backends!(failure_count_case, failure_counting_is_atomic);
