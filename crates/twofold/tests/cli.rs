@@ -1,0 +1,233 @@
+//! The real binary, as an operator runs it: start-up, logs, configuration and commands.
+
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use twofold_testkit::SmtpSink;
+
+const BIN: &str = env!("CARGO_BIN_EXE_twofold");
+const PW: &str = "correct horse battery staple 42";
+const NEW_PW: &str = "violet tractor harbour lemonade 8";
+
+struct Server {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path, envs: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("TWOFOLD_LOG", "debug,sqlx=warn,hyper=info,h2=info,lettre=info,rustls=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start twofold");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            if let Some(url) = log
+                .lock()
+                .unwrap()
+                .lines()
+                .find_map(|l| l.split("listening on ").nth(1).map(|u| u.trim().to_owned()))
+            {
+                break url;
+            }
+            assert!(Instant::now() < deadline, "server did not start:\n{}", log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Self { child, log, url }
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// SIGTERM, then the exit status and everything it logged.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().expect("wait");
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
+    }
+}
+
+fn smtp_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("TWOFOLD_MAIL__DELIVERY", "smtp".into()),
+        ("TWOFOLD_MAIL__SMTP__HOST", "127.0.0.1".into()),
+        ("TWOFOLD_MAIL__SMTP__PORT", port.to_string()),
+        ("TWOFOLD_MAIL__SMTP__SECURITY", "none".into()),
+        ("TWOFOLD_MAIL__SMTP__FROM", "Twofold <no-reply@twofold.test>".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs_and_shutdown_is_graceful() {
+    let smtp = SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &smtp_env(smtp.port()));
+    let c = reqwest::Client::builder().cookie_store(true).build().unwrap();
+
+    let r = c.post(server.at("/api/v1/signup")).json(&json!({"email": "logs@example.com", "password": PW})).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let verify = smtp.wait_for("logs@example.com", 0).await.token("/verify-email").unwrap();
+    // The link itself, as a browser would open it (the token is in the query string).
+    assert_eq!(c.get(server.at(&format!("/verify-email?token={verify}"))).send().await.unwrap().status(), 200);
+    c.post(server.at("/api/v1/email-verification")).json(&json!({"token": verify})).send().await.unwrap();
+    let r = c.post(server.at("/api/v1/session")).json(&json!({"email": "logs@example.com", "password": PW})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().split('=').nth(1).unwrap().to_owned();
+    c.post(server.at("/api/v1/session")).json(&json!({"email": "logs@example.com", "password": "a wrong password here"})).send().await.unwrap();
+    c.post(server.at("/api/v1/password-reset")).json(&json!({"email": "logs@example.com"})).send().await.unwrap();
+    let reset = smtp.wait_for("logs@example.com", 1).await.token("/password-reset").unwrap();
+    assert_eq!(c.get(server.at(&format!("/password-reset?token={reset}"))).send().await.unwrap().status(), 200);
+    let r = c.post(server.at("/api/v1/password-reset/complete")).json(&json!({"token": reset, "password": NEW_PW})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    smtp.wait_for("logs@example.com", 2).await;
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "graceful shutdown exits 0; log:\n{log}");
+    assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
+    assert!(log.contains("/verify-email"), "requests are logged (by path):\n{log}");
+    for secret in [verify.as_str(), reset.as_str(), cookie.as_str(), PW, NEW_PW, "a wrong password here", "token="] {
+        assert!(!log.contains(secret), "secret {secret:?} found in the log:\n{log}");
+    }
+    assert!(!log.contains("$argon2"), "password hashes must not be logged");
+
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(data.join("data-keys")).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn development_mail_is_printed_with_full_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(server.at("/api/v1/signup"))
+            .json(&json!({"email": "dev@example.com", "password": PW}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log.lock().unwrap().contains("===== END OF MAIL =====") {
+        assert!(Instant::now() < deadline, "no development mail printed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, log) = server.stop();
+    assert!(log.contains("development mode"));
+    let block = log.split("===== DEVELOPMENT MAIL (not sent) =====").nth(1).unwrap();
+    assert!(block.contains("To: dev@example.com"));
+    let link = block.split_whitespace().find(|w| w.contains("/verify-email?token=")).expect("link in block");
+    assert!(link.starts_with(&server_url_prefix()), "{link}");
+    assert_eq!(link.split("token=").nth(1).unwrap().len(), 43, "the whole token is printed");
+}
+
+fn server_url_prefix() -> String {
+    "http://127.0.0.1:".to_owned()
+}
+
+#[test]
+fn config_check_redacts_secrets_and_refuses_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("twofold.toml");
+    std::fs::write(&cfg, "[database]\nurl = \"postgres://app:s3cr3t-db@db/twofold\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["config", "check"])
+        .env("TWOFOLD_MAIL__DELIVERY", "smtp")
+        .env("TWOFOLD_MAIL__SMTP__HOST", "mail.example.com")
+        .env("TWOFOLD_MAIL__SMTP__PORT", "587")
+        .env("TWOFOLD_MAIL__SMTP__SECURITY", "starttls")
+        .env("TWOFOLD_MAIL__SMTP__USERNAME", "mailer")
+        .env("TWOFOLD_MAIL__SMTP__PASSWORD", "s3cr3t-smtp")
+        .env("TWOFOLD_MAIL__SMTP__FROM", "a@example.com")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("[redacted]"), "{stdout}");
+    assert!(!stdout.contains("s3cr3t"), "{stdout}");
+    assert!(stdout.contains("mail.example.com"));
+
+    std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nbogus_key = true\n").unwrap();
+    let out = Command::new(BIN).args(["--config"]).arg(&cfg).args(["config", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus_key"));
+
+    let out = Command::new(BIN).args(["config", "check"]).env("TWOFOLD_LISEN", "x").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "unknown environment keys are refused too");
+}
+
+#[test]
+fn user_commands_and_healthcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["user", "create", "ops@example.com", "--verified", "--data-dir"])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PW}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = Command::new(BIN).args(["user", "list", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("ops@example.com  "));
+    let show = Command::new(BIN).args(["user", "show", "OPS@example.com", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(String::from_utf8_lossy(&show.stdout).contains("account_created_by_operator"));
+
+    let server = Server::start(&data, &[]);
+    let ok = Command::new(BIN).args(["healthcheck", "--url", &server.url]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let (_, _) = server.stop();
+    let down = Command::new(BIN).args(["healthcheck", "--url", "http://127.0.0.1:9"]).output().unwrap();
+    assert!(!down.status.success());
+
+    // The account created on the command line can sign in.
+    let server = Server::start(&data, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(server.at("/api/v1/session"))
+            .json(&json!({"email": "ops@example.com", "password": PW}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    server.stop();
+}
