@@ -65,7 +65,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "alice", "alice@", "@example.com", "a b@example.com", "alice@localhost"] {
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "a b@example.com",
+            "alice@localhost",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} accepted");
         }
         let long = format!("{}@example.com", "a".repeat(250));

@@ -80,8 +80,8 @@ impl Keyring {
             if raw.len() != 32 || id.is_empty() {
                 return Err(KeyError::Malformed(n + 1));
             }
-            let cipher = XChaCha20Poly1305::new_from_slice(&raw)
-                .map_err(|_| KeyError::Malformed(n + 1))?;
+            let cipher =
+                XChaCha20Poly1305::new_from_slice(&raw).map_err(|_| KeyError::Malformed(n + 1))?;
             keys.push(DataKey {
                 id: id.trim().to_owned(),
                 cipher,
@@ -103,7 +103,8 @@ impl Keyring {
 
     /// A keyed hash (HMAC-SHA-256) of a token or code, bound to its purpose, for storage and lookup.
     pub fn token_hash(&self, purpose: &str, token: &[u8]) -> Vec<u8> {
-        let Ok(mut mac) = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.token_hash_key.as_ref())
+        let Ok(mut mac) =
+            <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.token_hash_key.as_ref())
         else {
             unreachable!("HMAC accepts keys of any length")
         };
@@ -206,7 +207,10 @@ mod tests {
     fn malformed_files_are_refused() {
         assert!(matches!(Keyring::parse(""), Err(KeyError::Empty)));
         assert!(matches!(Keyring::parse("abc"), Err(KeyError::Malformed(1))));
-        assert!(matches!(Keyring::parse("a:AAAA"), Err(KeyError::Malformed(1))));
+        assert!(matches!(
+            Keyring::parse("a:AAAA"),
+            Err(KeyError::Malformed(1))
+        ));
     }
 
     #[test]

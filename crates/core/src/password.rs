@@ -163,7 +163,9 @@ fn verify_blocking(params: &Params, password: &str, phc: &str) -> Verified {
     let current = Params::try_from(&parsed).ok();
     let needs_rehash = parsed.algorithm.as_str() != "argon2id"
         || current.is_none_or(|p| {
-            p.m_cost() < params.m_cost() || p.t_cost() < params.t_cost() || p.p_cost() != params.p_cost()
+            p.m_cost() < params.m_cost()
+                || p.t_cost() < params.t_cost()
+                || p.p_cost() != params.p_cost()
         });
     Verified::Valid { needs_rehash }
 }
@@ -200,10 +202,14 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert!(matches!(
             weak.verify(&pw, &phc).await.unwrap(),
-            Verified::Valid { needs_rehash: false }
+            Verified::Valid {
+                needs_rehash: false
+            }
         ));
         assert!(matches!(
-            weak.verify(&SecretString::from("wrong"), &phc).await.unwrap(),
+            weak.verify(&SecretString::from("wrong"), &phc)
+                .await
+                .unwrap(),
             Verified::Invalid
         ));
         let stronger = PasswordHasher::new(

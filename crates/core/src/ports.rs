@@ -103,7 +103,11 @@ pub trait SessionStore: Send + Sync {
         id: SessionId,
         audit: &AuditEvent,
     ) -> StoreResult<bool>;
-    async fn delete_expired_sessions(&self, idle_cutoff: OffsetDateTime, now: OffsetDateTime) -> StoreResult<u64>;
+    async fn delete_expired_sessions(
+        &self,
+        idle_cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -146,7 +150,11 @@ pub trait OutboxStore: Send + Sync {
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    async fn audit_for_account(&self, account: AccountId, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    async fn audit_for_account(
+        &self,
+        account: AccountId,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
 }
 
 #[async_trait]

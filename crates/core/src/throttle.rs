@@ -89,7 +89,10 @@ mod tests {
             failures: 30,
             last_failure_at: t,
         };
-        assert_eq!(b.blocked_for(Some(heavy), t + Duration::minutes(14)), Some(60));
+        assert_eq!(
+            b.blocked_for(Some(heavy), t + Duration::minutes(14)),
+            Some(60)
+        );
         assert_eq!(b.blocked_for(Some(heavy), t + Duration::hours(2)), None);
     }
 }

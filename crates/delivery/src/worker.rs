@@ -10,7 +10,11 @@ const POLL: Duration = Duration::from_secs(2);
 
 /// Drains the outbox until `shutdown` is cancelled. A message being sent when shutdown comes
 /// finishes first; anything left stays queued for the next start (or another node).
-pub async fn run_outbox_worker(core: Arc<Core>, mailer: Arc<dyn Mailer>, shutdown: CancellationToken) {
+pub async fn run_outbox_worker(
+    core: Arc<Core>,
+    mailer: Arc<dyn Mailer>,
+    shutdown: CancellationToken,
+) {
     let wakeup = core.outbox_wakeup();
     loop {
         let busy = match core.deliver_due(mailer.as_ref(), BATCH).await {

@@ -60,25 +60,33 @@ impl AccountStore for SqlStore {
     }
 
     async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
-        sqlx::query(concat!("SELECT ", account_columns!(), " FROM accounts WHERE email = $1"))
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(account_from_row)
-            .transpose()
+        sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
     }
 
     async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>> {
-        sqlx::query(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(account_from_row)
-            .transpose()
+        sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
     }
 
     async fn list_accounts(&self, limit: u32, offset: u32) -> StoreResult<Vec<Account>> {

@@ -8,11 +8,12 @@ use twofold_core::ports::{AttemptStore, StoreResult};
 #[async_trait]
 impl AttemptStore for SqlStore {
     async fn attempts(&self, key: &str) -> StoreResult<Option<AttemptRecord>> {
-        let row = sqlx::query("SELECT failures, last_failure_at FROM attempt_budgets WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let row =
+            sqlx::query("SELECT failures, last_failure_at FROM attempt_budgets WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
         row.map(|r| {
             Ok(AttemptRecord {
                 failures: u32::try_from(get::<i64>(&r, "failures")?).unwrap_or(u32::MAX),

@@ -32,7 +32,11 @@ impl AuditStore for SqlStore {
         insert_audit(&self.pool, event).await
     }
 
-    async fn audit_for_account(&self, account: AccountId, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+    async fn audit_for_account(
+        &self,
+        account: AccountId,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
         let rows = sqlx::query(
             "SELECT id, at, account_id, event, ip, user_agent, detail FROM audit_log
              WHERE account_id = $1 ORDER BY at DESC, id DESC LIMIT $2",

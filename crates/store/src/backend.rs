@@ -51,7 +51,10 @@ impl Backend {
     }
 }
 
-pub(crate) async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<(AnyPool, Backend)> {
+pub(crate) async fn connect(
+    url: &str,
+    options: &ConnectOptions,
+) -> StoreResult<(AnyPool, Backend)> {
     sqlx::any::install_default_drivers();
     let backend = Backend::from_url(url)?;
     let pool_options = AnyPoolOptions::new().acquire_timeout(options.acquire_timeout);

@@ -8,7 +8,10 @@ use twofold_core::model::*;
 use twofold_core::ports::{OutboxStore, StoreResult};
 use uuid::Uuid;
 
-pub(crate) async fn insert_outbox(tx: &mut Transaction<'_, Any>, item: &NewOutboxItem) -> StoreResult<()> {
+pub(crate) async fn insert_outbox(
+    tx: &mut Transaction<'_, Any>,
+    item: &NewOutboxItem,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO outbox (id, kind, key_id, payload, created_at, attempts, next_attempt_at)
          VALUES ($1, $2, $3, $4, $5, 0, $5)",

@@ -33,7 +33,16 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
     let clock = Arc::new(FakeClock::new(OffsetDateTime::now_utc()));
     let keys = Keyring::parse(&Keyring::generate_file(&OsRandom)).expect("keys");
     // Light Argon2 parameters keep the suite fast; production defaults are tested in the core.
-    let hasher = PasswordHasher::new(HashParams { m_cost_kib: 256, t_cost: 1, p_cost: 1 }, 2, 64).expect("hasher");
+    let hasher = PasswordHasher::new(
+        HashParams {
+            m_cost_kib: 256,
+            t_cost: 1,
+            p_cost: 1,
+        },
+        2,
+        64,
+    )
+    .expect("hasher");
     let core = Arc::new(Core::new(
         Arc::new(store.clone()),
         clock.clone(),
@@ -56,7 +65,11 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
     })
     .expect("mailer");
     let shutdown = CancellationToken::new();
-    tokio::spawn(run_outbox_worker(core.clone(), Arc::new(mailer), shutdown.clone()));
+    tokio::spawn(run_outbox_worker(
+        core.clone(),
+        Arc::new(mailer),
+        shutdown.clone(),
+    ));
     let state = AppState::new(
         core.clone(),
         WebSettings {
@@ -70,9 +83,12 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
     let app = twofold_web::router(state);
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
     });
     TestApp {
         url,
@@ -122,7 +138,12 @@ impl TestApp {
     }
 
     /// Signs `client` in through the API.
-    pub async fn log_in(&self, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+    pub async fn log_in(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
         client
             .post(self.at("/api/v1/session"))
             .json(&serde_json::json!({ "email": email, "password": password }))

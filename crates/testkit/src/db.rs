@@ -1,6 +1,6 @@
+use sqlx::Connection;
 use sqlx::Executor;
 use sqlx::postgres::PgConnection;
-use sqlx::Connection;
 use twofold_store::{ConnectOptions, SqlStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,9 @@ impl TestDb {
             return None;
         };
         let name = format!("twofold_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(&admin).await.expect("connect to TWOFOLD_TEST_POSTGRES_URL");
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("connect to TWOFOLD_TEST_POSTGRES_URL");
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .expect("create test database");
@@ -69,13 +71,18 @@ impl Drop for TestDb {
         };
         // Drop runs outside async; a small thread with its own runtime removes the database.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect(&admin).await {
                     let _ = conn
-                        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
                         .await;
                 }
             });
@@ -104,8 +111,17 @@ fn replace_db_name(url: &str, name: &str) -> String {
 mod tests {
     #[test]
     fn replaces_database_name() {
-        assert_eq!(super::replace_db_name("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(super::replace_db_name("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-        assert_eq!(super::replace_db_name("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            super::replace_db_name("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            super::replace_db_name("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_db_name("postgres://u@h", "x"),
+            "postgres://u@h/x"
+        );
     }
 }

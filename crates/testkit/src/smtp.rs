@@ -46,7 +46,9 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp sink");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind smtp sink");
         let addr = listener.local_addr().expect("sink addr");
         let mails = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(serve(listener, mails.clone()));
@@ -90,7 +92,10 @@ impl SmtpSink {
     }
 
     pub fn count_to(&self, to: &str) -> usize {
-        self.all().iter().filter(|m| m.to.iter().any(|t| t == to)).count()
+        self.all()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t == to))
+            .count()
     }
 
     /// Waits (up to 15 s) for the `nth` (0-based) mail to `to`.
@@ -106,7 +111,13 @@ impl SmtpSink {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("no mail #{nth} to {to} arrived; got {:?}", self.all().iter().map(|m| (&m.to, m.subject())).collect::<Vec<_>>());
+        panic!(
+            "no mail #{nth} to {to} arrived; got {:?}",
+            self.all()
+                .iter()
+                .map(|m| (&m.to, m.subject()))
+                .collect::<Vec<_>>()
+        );
     }
 }
 
@@ -128,7 +139,10 @@ async fn serve(listener: TcpListener, mails: Arc<Mutex<Vec<ReceivedMail>>>) {
     }
 }
 
-async fn session(stream: tokio::net::TcpStream, mails: Arc<Mutex<Vec<ReceivedMail>>>) -> std::io::Result<()> {
+async fn session(
+    stream: tokio::net::TcpStream,
+    mails: Arc<Mutex<Vec<ReceivedMail>>>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 sink.test ESMTP ready\r\n").await?;
@@ -143,7 +157,9 @@ async fn session(stream: tokio::net::TcpStream, mails: Arc<Mutex<Vec<ReceivedMai
         let cmd = line.trim_end().to_owned();
         let upper = cmd.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
-            write.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n").await?;
+            write
+                .write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                .await?;
         } else if upper.starts_with("HELO") {
             write.write_all(b"250 sink.test\r\n").await?;
         } else if upper.starts_with("MAIL FROM:") {
@@ -165,7 +181,11 @@ async fn session(stream: tokio::net::TcpStream, mails: Arc<Mutex<Vec<ReceivedMai
                 if l == "." {
                     break;
                 }
-                data.push_str(l.strip_prefix('.').filter(|_| l.starts_with("..")).unwrap_or(l));
+                data.push_str(
+                    l.strip_prefix('.')
+                        .filter(|_| l.starts_with(".."))
+                        .unwrap_or(l),
+                );
                 data.push('\n');
             }
             mails.lock().expect("lock").push(ReceivedMail {
@@ -200,7 +220,10 @@ fn decode_body(data: &str) -> String {
     let Some((head, body)) = data.split_once("\n\n") else {
         return data.to_owned();
     };
-    if !head.to_ascii_lowercase().contains("content-transfer-encoding: quoted-printable") {
+    if !head
+        .to_ascii_lowercase()
+        .contains("content-transfer-encoding: quoted-printable")
+    {
         return data.to_owned();
     }
     let joined = body.replace("=\n", "");

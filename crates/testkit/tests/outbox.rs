@@ -36,7 +36,11 @@ async fn mail_survives_an_smtp_outage(db: TestDb) {
     let mail = app.smtp.wait_for("outage@example.com", 0).await;
     assert!(mail.token("/verify-email").is_some());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(app.smtp.count_to("outage@example.com"), 1, "delivered exactly once");
+    assert_eq!(
+        app.smtp.count_to("outage@example.com"),
+        1,
+        "delivered exactly once"
+    );
     assert_eq!(app.core.pending_messages().await.unwrap(), 0);
 }
 both_backends!(smtp_outage_case, mail_survives_an_smtp_outage);
@@ -60,7 +64,10 @@ async fn concurrent_claims_never_share_a_message(db: TestDb) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = store.claim_outbox(now, now + Duration::minutes(2), 7).await.unwrap();
+                let batch = store
+                    .claim_outbox(now, now + Duration::minutes(2), 7)
+                    .await
+                    .unwrap();
                 if batch.is_empty() {
                     break;
                 }
@@ -77,8 +84,21 @@ async fn concurrent_claims_never_share_a_message(db: TestDb) {
     assert_eq!(all.len(), 60, "every message claimed once");
     assert_eq!(unique.len(), 60, "no message claimed twice");
     // Leased messages stay invisible until the lease runs out.
-    assert!(store.claim_outbox(now, now + Duration::minutes(2), 10).await.unwrap().is_empty());
-    assert_eq!(store.claim_outbox(now + Duration::minutes(3), now + Duration::minutes(5), 100).await.unwrap().len(), 60);
+    assert!(
+        store
+            .claim_outbox(now, now + Duration::minutes(2), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .claim_outbox(now + Duration::minutes(3), now + Duration::minutes(5), 100)
+            .await
+            .unwrap()
+            .len(),
+        60
+    );
 }
 both_backends!(claim_case, concurrent_claims_never_share_a_message);
 
@@ -89,16 +109,34 @@ async fn failure_counting_is_atomic(db: TestDb) {
     for _ in 0..25 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.record_failure("login:test", now, now - Duration::hours(1)).await.unwrap()
+            store
+                .record_failure("login:test", now, now - Duration::hours(1))
+                .await
+                .unwrap()
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(store.attempts("login:test").await.unwrap().unwrap().failures, 25);
+    assert_eq!(
+        store
+            .attempts("login:test")
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        25
+    );
     // Failures outside the window are forgotten on the next one.
     let later = now + Duration::hours(2);
-    assert_eq!(store.record_failure("login:test", later, later - Duration::hours(1)).await.unwrap().failures, 1);
+    assert_eq!(
+        store
+            .record_failure("login:test", later, later - Duration::hours(1))
+            .await
+            .unwrap()
+            .failures,
+        1
+    );
     store.clear_attempts("login:test").await.unwrap();
     assert!(store.attempts("login:test").await.unwrap().is_none());
 }

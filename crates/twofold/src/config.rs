@@ -217,7 +217,10 @@ impl Settings {
         use secrecy::ExposeSecret;
         match &self.database.url {
             Some(url) => url.expose_secret().to_owned(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("twofold.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("twofold.db").display()
+            ),
         }
     }
 

@@ -43,7 +43,8 @@ pub fn load_or_create_keys(path: &Path) -> Result<(Keyring, bool)> {
         file.sync_all()?;
         true
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading key file {}", path.display()))?;
     let ring = match Keyring::parse(&text) {
         Ok(r) => r,
         Err(e) => bail!("key file {}: {e}", path.display()),
@@ -60,11 +61,17 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         ensure_data_dir(&dir).unwrap();
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let keys = dir.join("data-keys");
         let (_, created) = load_or_create_keys(&keys).unwrap();
         assert!(created);
-        assert_eq!(std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (_, created_again) = load_or_create_keys(&keys).unwrap();
         assert!(!created_again);
     }

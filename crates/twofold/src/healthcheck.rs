@@ -9,7 +9,10 @@ use tokio::net::TcpStream;
 
 pub async fn run(settings: &Settings, url: Option<&str>) -> ExitCode {
     let target = match url {
-        Some(u) => u.trim_start_matches("http://").trim_end_matches('/').to_owned(),
+        Some(u) => u
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned(),
         None => {
             let mut addr = settings.listen;
             if addr.ip().is_unspecified() {

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "twofold", version, about = "Self-hosted two-factor authentication server")]
+#[command(
+    name = "twofold",
+    version,
+    about = "Self-hosted two-factor authentication server"
+)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "TWOFOLD_CONFIG")]
@@ -85,7 +89,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("twofold: cannot start the async runtime: {e}");
@@ -100,15 +107,21 @@ fn main() -> ExitCode {
             }
             Command::Migrate => {
                 telemetry::init(settings.log_format);
-                serve::migrate_only(&settings).await.map(|_| ExitCode::SUCCESS)
+                serve::migrate_only(&settings)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
             }
-            Command::Config { command: ConfigCommand::Check } => {
+            Command::Config {
+                command: ConfigCommand::Check,
+            } => {
                 print!("{}", settings.redacted_toml()?);
                 eprintln!("configuration is valid");
                 Ok(ExitCode::SUCCESS)
             }
             Command::Healthcheck { url } => Ok(healthcheck::run(&settings, url.as_deref()).await),
-            Command::User { command } => users::run(&settings, command).await.map(|_| ExitCode::SUCCESS),
+            Command::User { command } => users::run(&settings, command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -24,10 +24,11 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         tracing::info!(path = %settings.keys_path().display(), "generated a new data-encryption key; back this file up");
     }
     let store = connect_and_migrate(settings).await?;
-    let workers = settings
-        .password_hashing
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let workers = settings.password_hashing.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
     let hasher = PasswordHasher::new(
         HashParams {
             m_cost_kib: settings.password_hashing.memory_kib,
@@ -41,7 +42,9 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
     let core_settings = CoreSettings {
         public_url: public_url.to_owned(),
         product_name: settings.branding.product_name.clone(),
-        session_idle_timeout: time::Duration::minutes(i64::from(settings.session.idle_timeout_minutes)),
+        session_idle_timeout: time::Duration::minutes(i64::from(
+            settings.session.idle_timeout_minutes,
+        )),
         session_lifetime: time::Duration::hours(i64::from(settings.session.lifetime_hours)),
         ..CoreSettings::default()
     };
@@ -77,7 +80,10 @@ async fn connect_and_migrate(settings: &Settings) -> Result<SqlStore> {
 pub async fn migrate_only(settings: &Settings) -> Result<()> {
     ensure_data_dir(&settings.data_dir)?;
     let store = connect_and_migrate(settings).await?;
-    println!("database is up to date ({})", redact_url(&settings.database_url()));
+    println!(
+        "database is up to date ({})",
+        redact_url(&settings.database_url())
+    );
     store.close().await;
     Ok(())
 }
@@ -114,8 +120,18 @@ pub async fn run(settings: Settings) -> Result<()> {
 
     tracing::info!(data_dir = %settings.data_dir.display(), database = %redact_url(&settings.database_url()), "storage ready");
     match settings.mail.delivery {
-        MailDelivery::Log => tracing::warn!("mail delivery is in development mode: messages are printed to this log, not sent"),
-        MailDelivery::Smtp => tracing::info!(host = settings.mail.smtp.as_ref().map(|s| s.host.as_str()).unwrap_or_default(), "mail delivery via SMTP"),
+        MailDelivery::Log => tracing::warn!(
+            "mail delivery is in development mode: messages are printed to this log, not sent"
+        ),
+        MailDelivery::Smtp => tracing::info!(
+            host = settings
+                .mail
+                .smtp
+                .as_ref()
+                .map(|s| s.host.as_str())
+                .unwrap_or_default(),
+            "mail delivery via SMTP"
+        ),
     }
     if !public_url.starts_with("https://") && !is_loopback_url(&public_url) {
         tracing::warn!(%public_url, "public_url is plain http on a non-loopback host: cookies are not Secure; put Twofold behind https");
@@ -124,17 +140,23 @@ pub async fn run(settings: Settings) -> Result<()> {
     tracing::info!("Twofold is ready: open {public_url}/signup");
 
     let signal_token = shutdown.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
-            signal_token.cancel();
-        })
-        .await
-        .context("server error")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        signal_token.cancel();
+    })
+    .await
+    .context("server error")?;
 
     shutdown.cancel();
-    if tokio::time::timeout(Duration::from_secs(10), worker).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .is_err()
+    {
         tracing::warn!("outbox worker did not stop within 10 s");
     }
     housekeeping.abort();
@@ -180,7 +202,11 @@ async fn shutdown_signal() {
 }
 
 fn is_loopback_url(url: &str) -> bool {
-    let host = url.trim_start_matches("http://").split(['/', ':']).next().unwrap_or_default();
+    let host = url
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
     matches!(host, "127.0.0.1" | "localhost" | "[") || host.starts_with("127.")
 }
 

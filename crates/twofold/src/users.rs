@@ -38,7 +38,10 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                 ip: None,
                 user_agent: Some("twofold cli".into()),
             };
-            match core.create_account_direct(&email, &password, verified, &meta).await {
+            match core
+                .create_account_direct(&email, &password, verified, &meta)
+                .await
+            {
                 Ok(id) => {
                     println!("created account {id} for {}", email.trim().to_lowercase());
                     Ok(())
@@ -47,20 +50,46 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             }
         }
         UserCommand::Show { email } => {
-            let account = core.account_by_email(&email).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let account = core
+                .account_by_email(&email)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("id:          {}", account.id);
             println!("email:       {}", account.email);
-            println!("verified:    {}", account.email_verified_at.map(|t| t.to_string()).unwrap_or_else(|| "no".into()));
+            println!(
+                "verified:    {}",
+                account
+                    .email_verified_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "no".into())
+            );
             println!("created:     {}", account.created_at);
             println!("recent events:");
-            for e in core.recent_audit(account.id, 20).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            for e in core
+                .recent_audit(account.id, 20)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
                 println!("  {}  {:<28} {}", e.at, e.event, e.ip.unwrap_or_default());
             }
             Ok(())
         }
         UserCommand::List { limit, offset } => {
-            for a in core.list_accounts(limit, offset).await.map_err(|e| anyhow::anyhow!("{e}"))? {
-                println!("{}  {:<40} {}", a.id, a.email, if a.is_verified() { "verified" } else { "unverified" });
+            for a in core
+                .list_accounts(limit, offset)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                println!(
+                    "{}  {:<40} {}",
+                    a.id,
+                    a.email,
+                    if a.is_verified() {
+                        "verified"
+                    } else {
+                        "unverified"
+                    }
+                );
             }
             Ok(())
         }

@@ -22,7 +22,10 @@ impl Server {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .env("TWOFOLD_LOG", "debug,sqlx=warn,hyper=info,h2=info,lettre=info,rustls=info")
+            .env(
+                "TWOFOLD_LOG",
+                "debug,sqlx=warn,hyper=info,h2=info,lettre=info,rustls=info",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in envs {
@@ -53,7 +56,11 @@ impl Server {
             {
                 break url;
             }
-            assert!(Instant::now() < deadline, "server did not start:\n{}", log.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start:\n{}",
+                log.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         Self { child, log, url }
@@ -81,7 +88,10 @@ fn smtp_env(port: u16) -> Vec<(&'static str, String)> {
         ("TWOFOLD_MAIL__SMTP__HOST", "127.0.0.1".into()),
         ("TWOFOLD_MAIL__SMTP__PORT", port.to_string()),
         ("TWOFOLD_MAIL__SMTP__SECURITY", "none".into()),
-        ("TWOFOLD_MAIL__SMTP__FROM", "Twofold <no-reply@twofold.test>".into()),
+        (
+            "TWOFOLD_MAIL__SMTP__FROM",
+            "Twofold <no-reply@twofold.test>".into(),
+        ),
     ]
 }
 
@@ -91,37 +101,131 @@ async fn secrets_never_reach_the_logs_and_shutdown_is_graceful() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &smtp_env(smtp.port()));
-    let c = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
 
-    let r = c.post(server.at("/api/v1/signup")).json(&json!({"email": "logs@example.com", "password": PW})).send().await.unwrap();
+    let r = c
+        .post(server.at("/api/v1/signup"))
+        .json(&json!({"email": "logs@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
-    let verify = smtp.wait_for("logs@example.com", 0).await.token("/verify-email").unwrap();
+    let verify = smtp
+        .wait_for("logs@example.com", 0)
+        .await
+        .token("/verify-email")
+        .unwrap();
     // The link itself, as a browser would open it (the token is in the query string).
-    assert_eq!(c.get(server.at(&format!("/verify-email?token={verify}"))).send().await.unwrap().status(), 200);
-    c.post(server.at("/api/v1/email-verification")).json(&json!({"token": verify})).send().await.unwrap();
-    let r = c.post(server.at("/api/v1/session")).json(&json!({"email": "logs@example.com", "password": PW})).send().await.unwrap();
+    assert_eq!(
+        c.get(server.at(&format!("/verify-email?token={verify}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    c.post(server.at("/api/v1/email-verification"))
+        .json(&json!({"token": verify}))
+        .send()
+        .await
+        .unwrap();
+    let r = c
+        .post(server.at("/api/v1/session"))
+        .json(&json!({"email": "logs@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().split('=').nth(1).unwrap().to_owned();
-    c.post(server.at("/api/v1/session")).json(&json!({"email": "logs@example.com", "password": "a wrong password here"})).send().await.unwrap();
-    c.post(server.at("/api/v1/password-reset")).json(&json!({"email": "logs@example.com"})).send().await.unwrap();
-    let reset = smtp.wait_for("logs@example.com", 1).await.token("/password-reset").unwrap();
-    assert_eq!(c.get(server.at(&format!("/password-reset?token={reset}"))).send().await.unwrap().status(), 200);
-    let r = c.post(server.at("/api/v1/password-reset/complete")).json(&json!({"token": reset, "password": NEW_PW})).send().await.unwrap();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    c.post(server.at("/api/v1/session"))
+        .json(&json!({"email": "logs@example.com", "password": "a wrong password here"}))
+        .send()
+        .await
+        .unwrap();
+    c.post(server.at("/api/v1/password-reset"))
+        .json(&json!({"email": "logs@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let reset = smtp
+        .wait_for("logs@example.com", 1)
+        .await
+        .token("/password-reset")
+        .unwrap();
+    assert_eq!(
+        c.get(server.at(&format!("/password-reset?token={reset}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = c
+        .post(server.at("/api/v1/password-reset/complete"))
+        .json(&json!({"token": reset, "password": NEW_PW}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     smtp.wait_for("logs@example.com", 2).await;
 
     let (status, log) = server.stop();
     assert!(status.success(), "graceful shutdown exits 0; log:\n{log}");
-    assert!(log.contains("shutting down") && log.contains("stopped"), "{log}");
-    assert!(log.contains("/verify-email"), "requests are logged (by path):\n{log}");
-    for secret in [verify.as_str(), reset.as_str(), cookie.as_str(), PW, NEW_PW, "a wrong password here", "token="] {
-        assert!(!log.contains(secret), "secret {secret:?} found in the log:\n{log}");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(
+        log.contains("/verify-email"),
+        "requests are logged (by path):\n{log}"
+    );
+    for secret in [
+        verify.as_str(),
+        reset.as_str(),
+        cookie.as_str(),
+        PW,
+        NEW_PW,
+        "a wrong password here",
+        "token=",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "secret {secret:?} found in the log:\n{log}"
+        );
     }
-    assert!(!log.contains("$argon2"), "password hashes must not be logged");
+    assert!(
+        !log.contains("$argon2"),
+        "password hashes must not be logged"
+    );
 
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
-    assert_eq!(std::fs::metadata(data.join("data-keys")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("data-keys"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -139,17 +243,32 @@ fn development_mail_is_printed_with_full_links() {
         assert_eq!(r.status(), 202);
     });
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log.lock().unwrap().contains("===== END OF MAIL =====") {
+    while !server
+        .log
+        .lock()
+        .unwrap()
+        .contains("===== END OF MAIL =====")
+    {
         assert!(Instant::now() < deadline, "no development mail printed");
         std::thread::sleep(Duration::from_millis(50));
     }
     let (_, log) = server.stop();
     assert!(log.contains("development mode"));
-    let block = log.split("===== DEVELOPMENT MAIL (not sent) =====").nth(1).unwrap();
+    let block = log
+        .split("===== DEVELOPMENT MAIL (not sent) =====")
+        .nth(1)
+        .unwrap();
     assert!(block.contains("To: dev@example.com"));
-    let link = block.split_whitespace().find(|w| w.contains("/verify-email?token=")).expect("link in block");
+    let link = block
+        .split_whitespace()
+        .find(|w| w.contains("/verify-email?token="))
+        .expect("link in block");
     assert!(link.starts_with(&server_url_prefix()), "{link}");
-    assert_eq!(link.split("token=").nth(1).unwrap().len(), 43, "the whole token is printed");
+    assert_eq!(
+        link.split("token=").nth(1).unwrap().len(),
+        43,
+        "the whole token is printed"
+    );
 }
 
 fn server_url_prefix() -> String {
@@ -160,7 +279,11 @@ fn server_url_prefix() -> String {
 fn config_check_redacts_secrets_and_refuses_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("twofold.toml");
-    std::fs::write(&cfg, "[database]\nurl = \"postgres://app:s3cr3t-db@db/twofold\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[database]\nurl = \"postgres://app:s3cr3t-db@db/twofold\"\n",
+    )
+    .unwrap();
     let out = Command::new(BIN)
         .args(["--config"])
         .arg(&cfg)
@@ -175,18 +298,35 @@ fn config_check_redacts_secrets_and_refuses_unknown_keys() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("[redacted]"), "{stdout}");
     assert!(!stdout.contains("s3cr3t"), "{stdout}");
     assert!(stdout.contains("mail.example.com"));
 
     std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nbogus_key = true\n").unwrap();
-    let out = Command::new(BIN).args(["--config"]).arg(&cfg).args(["config", "check"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config"])
+        .arg(&cfg)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus_key"));
 
-    let out = Command::new(BIN).args(["config", "check"]).env("TWOFOLD_LISEN", "x").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "unknown environment keys are refused too");
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .env("TWOFOLD_LISEN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unknown environment keys are refused too"
+    );
 }
 
 #[test]
@@ -194,26 +334,59 @@ fn user_commands_and_healthcheck() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut child = Command::new(BIN)
-        .args(["user", "create", "ops@example.com", "--verified", "--data-dir"])
+        .args([
+            "user",
+            "create",
+            "ops@example.com",
+            "--verified",
+            "--data-dir",
+        ])
         .arg(&data)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{PW}\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PW}\n").as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let list = Command::new(BIN).args(["user", "list", "--data-dir"]).arg(&data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = Command::new(BIN)
+        .args(["user", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("ops@example.com  "));
-    let show = Command::new(BIN).args(["user", "show", "OPS@example.com", "--data-dir"]).arg(&data).output().unwrap();
+    let show = Command::new(BIN)
+        .args(["user", "show", "OPS@example.com", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&show.stdout).contains("account_created_by_operator"));
 
     let server = Server::start(&data, &[]);
-    let ok = Command::new(BIN).args(["healthcheck", "--url", &server.url]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let ok = Command::new(BIN)
+        .args(["healthcheck", "--url", &server.url])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     let (_, _) = server.stop();
-    let down = Command::new(BIN).args(["healthcheck", "--url", "http://127.0.0.1:9"]).output().unwrap();
+    let down = Command::new(BIN)
+        .args(["healthcheck", "--url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
     assert!(!down.status.success());
 
     // The account created on the command line can sign in.

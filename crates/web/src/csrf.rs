@@ -43,11 +43,21 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
 
     async fn from_request(req: Request<Body>, state: &AppState) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(req.headers());
-        let cookie = jar.get(cookie_name(state, "csrf")).map(|c| c.value().to_owned());
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| crate::pages::message_page(state, StatusCode::BAD_REQUEST, "Bad request", "The form could not be read.", None))?;
-        let submitted: CsrfField = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfField { csrf: String::new() });
+        let cookie = jar
+            .get(cookie_name(state, "csrf"))
+            .map(|c| c.value().to_owned());
+        let body = Bytes::from_request(req, state).await.map_err(|_| {
+            crate::pages::message_page(
+                state,
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The form could not be read.",
+                None,
+            )
+        })?;
+        let submitted: CsrfField = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfField {
+            csrf: String::new(),
+        });
         let valid = cookie
             .as_deref()
             .is_some_and(|c| state.core().csrf_tag_matches(c, &submitted.csrf));
@@ -60,20 +70,26 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
                 None,
             ));
         }
-        serde_urlencoded::from_bytes(&body).map(CsrfForm).map_err(|_| {
-            crate::pages::message_page(
-                state,
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "Some fields of the form were missing or malformed.",
-                None,
-            )
-        })
+        serde_urlencoded::from_bytes(&body)
+            .map(CsrfForm)
+            .map_err(|_| {
+                crate::pages::message_page(
+                    state,
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    "Some fields of the form were missing or malformed.",
+                    None,
+                )
+            })
     }
 }
 
 /// Refuses state-changing requests sent from another site.
-pub async fn reject_cross_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn reject_cross_origin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
         let headers = req.headers();

@@ -14,11 +14,23 @@ pub fn classify(e: &CoreError) -> (StatusCode, &'static str, String) {
     match e {
         InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid-input", e.to_string()),
         WeakPassword(_) => (StatusCode::BAD_REQUEST, "weak-password", e.to_string()),
-        InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid-credentials", e.to_string()),
+        InvalidCredentials => (
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            e.to_string(),
+        ),
         EmailNotVerified => (StatusCode::FORBIDDEN, "email-not-verified", e.to_string()),
-        TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too-many-attempts", e.to_string()),
+        TooManyAttempts { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-attempts",
+            e.to_string(),
+        ),
         InvalidToken => (StatusCode::BAD_REQUEST, "invalid-token", e.to_string()),
-        WrongCurrentPassword => (StatusCode::BAD_REQUEST, "wrong-current-password", e.to_string()),
+        WrongCurrentPassword => (
+            StatusCode::BAD_REQUEST,
+            "wrong-current-password",
+            e.to_string(),
+        ),
         Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
         NotFound => (StatusCode::NOT_FOUND, "not-found", e.to_string()),
         Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
@@ -100,7 +112,12 @@ impl IntoResponse for ApiError {
         if let Some(secs) = retry {
             extra.insert("retry_after".into(), json!(secs));
         }
-        let mut res = problem(status, slug, &detail, Some(serde_json::Value::Object(extra)));
+        let mut res = problem(
+            status,
+            slug,
+            &detail,
+            Some(serde_json::Value::Object(extra)),
+        );
         if let Some(secs) = retry
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {

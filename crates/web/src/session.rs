@@ -21,7 +21,12 @@ pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
     }
 }
 
-pub fn build_cookie(state: &AppState, base: &'static str, value: String, max_age: Option<Duration>) -> Cookie<'static> {
+pub fn build_cookie(
+    state: &AppState,
+    base: &'static str,
+    value: String,
+    max_age: Option<Duration>,
+) -> Cookie<'static> {
     let mut c = Cookie::build((cookie_name(state, base), value))
         .path("/")
         .http_only(true)
@@ -49,7 +54,10 @@ pub fn session_token(jar: &CookieJar, state: &AppState) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-async fn resolve(parts: &mut Parts, state: &AppState) -> Result<(SessionContext, String), CoreError> {
+async fn resolve(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<(SessionContext, String), CoreError> {
     let jar = CookieJar::from_headers(&parts.headers);
     let token = session_token(&jar, state).ok_or(CoreError::Unauthenticated)?;
     let ctx = state.core().authenticate(&token).await?;
@@ -62,7 +70,10 @@ pub struct PageSession(pub SessionContext);
 impl FromRequestParts<AppState> for PageSession {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match resolve(parts, state).await {
             Ok((ctx, _)) => Ok(Self(ctx)),
             Err(CoreError::Unauthenticated) => Err(Redirect::to("/login").into_response()),
@@ -77,7 +88,10 @@ pub struct MaybeSession(pub Option<SessionContext>);
 impl FromRequestParts<AppState> for MaybeSession {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match resolve(parts, state).await {
             Ok((ctx, _)) => Ok(Self(Some(ctx))),
             Err(CoreError::Unauthenticated) => Ok(Self(None)),
@@ -92,7 +106,13 @@ pub struct ApiSession(pub SessionContext);
 impl FromRequestParts<AppState> for ApiSession {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        resolve(parts, state).await.map(|(ctx, _)| Self(ctx)).map_err(ApiError)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        resolve(parts, state)
+            .await
+            .map(|(ctx, _)| Self(ctx))
+            .map_err(ApiError)
     }
 }

@@ -88,7 +88,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("message.html"), "custom {{ title }}").unwrap();
         let t = Templates::new(Some(dir.clone())).unwrap();
-        assert_eq!(t.render("message.html", context! { title => "x" }).unwrap(), "custom x");
+        assert_eq!(
+            t.render("message.html", context! { title => "x" }).unwrap(),
+            "custom x"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -21,11 +21,22 @@ impl Core {
         if let Some(retry_after_secs) = budget.blocked_for(self.store.attempts(&key).await?, now) {
             return Err(CoreError::TooManyAttempts { retry_after_secs });
         }
-        match self.hasher.verify(current, &ctx.account.password_hash).await? {
+        match self
+            .hasher
+            .verify(current, &ctx.account.password_hash)
+            .await?
+        {
             Verified::Valid { .. } => {}
             Verified::Invalid => {
-                self.store.record_failure(&key, now, now - budget.window).await?;
-                let audit = self.audit("password_change_failed", Some(ctx.account.id), meta, json!({}));
+                self.store
+                    .record_failure(&key, now, now - budget.window)
+                    .await?;
+                let audit = self.audit(
+                    "password_change_failed",
+                    Some(ctx.account.id),
+                    meta,
+                    json!({}),
+                );
                 self.store.record_audit(&audit).await?;
                 return Err(CoreError::WrongCurrentPassword);
             }
@@ -53,7 +64,10 @@ impl Core {
     }
 
     pub async fn account(&self, id: AccountId) -> Result<Account, CoreError> {
-        self.store.account_by_id(id).await?.ok_or(CoreError::NotFound)
+        self.store
+            .account_by_id(id)
+            .await?
+            .ok_or(CoreError::NotFound)
     }
 
     pub async fn account_by_email(&self, email: &str) -> Result<Account, CoreError> {
@@ -68,7 +82,11 @@ impl Core {
         Ok(self.store.list_accounts(limit, offset).await?)
     }
 
-    pub async fn recent_audit(&self, id: AccountId, limit: u32) -> Result<Vec<AuditRecord>, CoreError> {
+    pub async fn recent_audit(
+        &self,
+        id: AccountId,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, CoreError> {
         Ok(self.store.audit_for_account(id, limit).await?)
     }
 

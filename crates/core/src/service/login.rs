@@ -67,7 +67,9 @@ impl Core {
                     .record_failure(&account_key, now, now - budget_a.window)
                     .await?;
                 if let Some(k) = &ip_key {
-                    self.store.record_failure(k, now, now - budget_i.window).await?;
+                    self.store
+                        .record_failure(k, now, now - budget_i.window)
+                        .await?;
                 }
                 let audit = self.audit(
                     "login_failed",
@@ -88,10 +90,13 @@ impl Core {
                 .await?;
         }
         if !account.is_verified() {
-            self.resend_verification(account.id, &account.email, meta).await?;
+            self.resend_verification(account.id, &account.email, meta)
+                .await?;
             return Err(CoreError::EmailNotVerified);
         }
-        let (token, session) = self.start_session(&account, vec!["pwd".into()], meta).await?;
+        let (token, session) = self
+            .start_session(&account, vec!["pwd".into()], meta)
+            .await?;
         Ok(LoginOutcome::SignedIn {
             token,
             session: Box::new(session),

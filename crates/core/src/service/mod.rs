@@ -157,7 +157,11 @@ impl Core {
     }
 
     /// Seals a message for the outbox; the item id is bound in as associated data.
-    fn outbox_item(&self, kind: &'static str, mail: &Mail) -> Result<NewOutboxItem, crate::CoreError> {
+    fn outbox_item(
+        &self,
+        kind: &'static str,
+        mail: &Mail,
+    ) -> Result<NewOutboxItem, crate::CoreError> {
         let id = self.new_id();
         let json = serde_json::to_vec(mail)
             .map_err(|e| crate::CoreError::Internal(format!("encode mail: {e}")))?;

@@ -26,7 +26,11 @@ pub fn retry_delay(attempt: u32) -> Duration {
 impl Core {
     /// Sends one batch of due messages. Called in a loop by the delivery worker of each node;
     /// the lease keeps two nodes from sending the same message.
-    pub async fn deliver_due(&self, mailer: &dyn Mailer, batch: u32) -> Result<DeliveryReport, CoreError> {
+    pub async fn deliver_due(
+        &self,
+        mailer: &dyn Mailer,
+        batch: u32,
+    ) -> Result<DeliveryReport, CoreError> {
         let now = self.clock.now();
         let items = self.store.claim_outbox(now, now + LEASE, batch).await?;
         let mut report = DeliveryReport::default();
@@ -35,7 +39,9 @@ impl Core {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(message_id = %item.id, kind = %item.kind, error = %e, "cannot open queued message; giving up");
-                    self.store.mark_failed(item.id, &e.to_string(), None, self.clock.now()).await?;
+                    self.store
+                        .mark_failed(item.id, &e.to_string(), None, self.clock.now())
+                        .await?;
                     report.given_up += 1;
                     continue;
                 }
@@ -49,12 +55,16 @@ impl Core {
                 Err(DeliveryError::Temporary(e)) if item.attempts < MAX_ATTEMPTS => {
                     let retry_at = self.clock.now() + retry_delay(item.attempts);
                     tracing::warn!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, error = %e, "delivery failed; will retry");
-                    self.store.mark_failed(item.id, &e, Some(retry_at), self.clock.now()).await?;
+                    self.store
+                        .mark_failed(item.id, &e, Some(retry_at), self.clock.now())
+                        .await?;
                     report.retrying += 1;
                 }
                 Err(e) => {
                     tracing::error!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, error = %e, "delivery failed; giving up");
-                    self.store.mark_failed(item.id, &e.to_string(), None, self.clock.now()).await?;
+                    self.store
+                        .mark_failed(item.id, &e.to_string(), None, self.clock.now())
+                        .await?;
                     report.given_up += 1;
                 }
             }

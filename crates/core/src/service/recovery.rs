@@ -52,7 +52,12 @@ impl Core {
             "password_reset",
             &mail::password_reset(&self.branding(), &account.email, token.expose_secret()),
         )?;
-        let audit = self.audit("password_reset_requested", Some(account.id), meta, json!({}));
+        let audit = self.audit(
+            "password_reset_requested",
+            Some(account.id),
+            meta,
+            json!({}),
+        );
         self.store.issue_token(&record, &item, Some(&audit)).await?;
         self.outbox_wakeup.notify_one();
         Ok(())
@@ -99,7 +104,12 @@ impl Core {
             "password_changed",
             &mail::password_changed(&self.branding(), &account.email),
         )?;
-        let audit = self.audit("password_reset_completed", Some(account.id), meta, json!({}));
+        let audit = self.audit(
+            "password_reset_completed",
+            Some(account.id),
+            meta,
+            json!({}),
+        );
         let done = self
             .store
             .complete_password_reset(

@@ -70,7 +70,7 @@ impl Core {
                     && s.security_stamp == ctx.account.security_stamp
             })
             .collect();
-        sessions.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at));
         Ok(sessions)
     }
 
@@ -87,7 +87,11 @@ impl Core {
             meta,
             json!({ "session_id": id }),
         );
-        if self.store.delete_session(ctx.account.id, id, &audit).await? {
+        if self
+            .store
+            .delete_session(ctx.account.id, id, &audit)
+            .await?
+        {
             Ok(())
         } else {
             Err(CoreError::NotFound)

@@ -139,8 +139,17 @@ impl Core {
             security_stamp: self.new_stamp(),
             created_at: now,
         };
-        let audit = self.audit("account_created_by_operator", Some(account.id), meta, json!({}));
-        match self.store.create_account(&account, None, None, &audit).await {
+        let audit = self.audit(
+            "account_created_by_operator",
+            Some(account.id),
+            meta,
+            json!({}),
+        );
+        match self
+            .store
+            .create_account(&account, None, None, &audit)
+            .await
+        {
             Ok(()) => Ok(account.id),
             Err(StoreError::Conflict(_)) => Err(CoreError::invalid(
                 "email",

@@ -31,7 +31,10 @@ pub async fn show(ApiSession(ctx): ApiSession) -> Response {
     .into_response()
 }
 
-pub async fn sessions(State(state): State<AppState>, ApiSession(ctx): ApiSession) -> Result<Response, ApiError> {
+pub async fn sessions(
+    State(state): State<AppState>,
+    ApiSession(ctx): ApiSession,
+) -> Result<Response, ApiError> {
     let sessions = state.core().list_sessions(&ctx).await?;
     let list: Vec<_> = sessions
         .iter()

@@ -36,8 +36,15 @@ pub struct NewPassword {
 }
 
 /// 202 whether or not the address already had an account.
-pub async fn signup(State(state): State<AppState>, Client(meta): Client, ApiJson(body): ApiJson<Credentials>) -> Result<Response, ApiError> {
-    state.core().sign_up(&body.email, &body.password, &meta).await?;
+pub async fn signup(
+    State(state): State<AppState>,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    state
+        .core()
+        .sign_up(&body.email, &body.password, &meta)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "status": "verification_sent", "detail": "Check your email for a verification link." })),
@@ -45,7 +52,11 @@ pub async fn signup(State(state): State<AppState>, Client(meta): Client, ApiJson
         .into_response())
 }
 
-pub async fn verify_email(State(state): State<AppState>, Client(meta): Client, ApiJson(body): ApiJson<Token>) -> Result<Response, ApiError> {
+pub async fn verify_email(
+    State(state): State<AppState>,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<Token>,
+) -> Result<Response, ApiError> {
     state.core().verify_email(&body.token, &meta).await?;
     Ok(Json(json!({ "status": "verified" })).into_response())
 }
@@ -56,15 +67,27 @@ pub async fn log_in(
     Client(meta): Client,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    match state.core().log_in(&body.email, &body.password, &meta).await? {
+    match state
+        .core()
+        .log_in(&body.email, &body.password, &meta)
+        .await?
+    {
         LoginOutcome::SignedIn { token, session } => {
             let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            Ok((jar, Json(json!({ "status": "signed_in", "session_id": session.id }))).into_response())
+            Ok((
+                jar,
+                Json(json!({ "status": "signed_in", "session_id": session.id })),
+            )
+                .into_response())
         }
     }
 }
 
-pub async fn log_out(State(state): State<AppState>, jar: CookieJar, Client(meta): Client) -> Result<Response, ApiError> {
+pub async fn log_out(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Client(meta): Client,
+) -> Result<Response, ApiError> {
     if let Some(token) = session_token(&jar, &state) {
         state.core().log_out(&token, &meta).await?;
     }
@@ -72,8 +95,15 @@ pub async fn log_out(State(state): State<AppState>, jar: CookieJar, Client(meta)
 }
 
 /// 202 whether or not the address has an account.
-pub async fn request_password_reset(State(state): State<AppState>, Client(meta): Client, ApiJson(body): ApiJson<EmailOnly>) -> Result<Response, ApiError> {
-    state.core().request_password_reset(&body.email, &meta).await?;
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<EmailOnly>,
+) -> Result<Response, ApiError> {
+    state
+        .core()
+        .request_password_reset(&body.email, &meta)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "status": "accepted", "detail": "If an account exists for that address, we have sent a link to reset the password." })),
@@ -81,7 +111,14 @@ pub async fn request_password_reset(State(state): State<AppState>, Client(meta):
         .into_response())
 }
 
-pub async fn complete_password_reset(State(state): State<AppState>, Client(meta): Client, ApiJson(body): ApiJson<NewPassword>) -> Result<Response, ApiError> {
-    state.core().complete_password_reset(&body.token, &body.password, &meta).await?;
+pub async fn complete_password_reset(
+    State(state): State<AppState>,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> Result<Response, ApiError> {
+    state
+        .core()
+        .complete_password_reset(&body.token, &body.password, &meta)
+        .await?;
     Ok(Json(json!({ "status": "password_changed" })).into_response())
 }

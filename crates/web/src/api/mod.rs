@@ -6,8 +6,8 @@ mod auth;
 use crate::error::problem;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{FromRequest, Request};
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -19,7 +19,10 @@ pub fn routes() -> Router<AppState> {
         .route("/email-verification", post(auth::verify_email))
         .route("/session", post(auth::log_in).delete(auth::log_out))
         .route("/password-reset", post(auth::request_password_reset))
-        .route("/password-reset/complete", post(auth::complete_password_reset))
+        .route(
+            "/password-reset/complete",
+            post(auth::complete_password_reset),
+        )
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/sessions", get(account::sessions))
@@ -28,7 +31,12 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn not_found() -> Response {
-    problem(StatusCode::NOT_FOUND, "not-found", "No such endpoint.", None)
+    problem(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "No such endpoint.",
+        None,
+    )
 }
 
 /// `Json<T>` whose rejections (wrong content type, malformed or incomplete body) are
@@ -48,7 +56,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection(r: JsonRejection) -> Response {
     let (status, slug) = match &r {
-        JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+        JsonRejection::MissingJsonContentType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+        }
         JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body"),
         _ => (StatusCode::BAD_REQUEST, "invalid-body"),
     };

@@ -14,15 +14,30 @@ use serde::Deserialize;
 use twofold_core::service::SessionContext;
 use uuid::Uuid;
 
-pub async fn account_page(State(state): State<AppState>, jar: CookieJar, PageSession(ctx): PageSession) -> Response {
+pub async fn account_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    PageSession(ctx): PageSession,
+) -> Response {
     let account = context! {
         email => &ctx.account.email,
         created_at => when(ctx.account.created_at),
     };
-    render(&state, jar, Some(&ctx), StatusCode::OK, "account.html", context! { title => "Your account", account })
+    render(
+        &state,
+        jar,
+        Some(&ctx),
+        StatusCode::OK,
+        "account.html",
+        context! { title => "Your account", account },
+    )
 }
 
-pub async fn security_page(State(state): State<AppState>, jar: CookieJar, PageSession(ctx): PageSession) -> Response {
+pub async fn security_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    PageSession(ctx): PageSession,
+) -> Response {
     security(&state, jar, &ctx, StatusCode::OK, None, None).await
 }
 
@@ -77,16 +92,40 @@ pub async fn revoke_session(
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Response {
     let Ok(id) = Uuid::parse_str(&id) else {
-        return security(&state, jar, &ctx, StatusCode::NOT_FOUND, None, Some("That session no longer exists.")).await;
+        return security(
+            &state,
+            jar,
+            &ctx,
+            StatusCode::NOT_FOUND,
+            None,
+            Some("That session no longer exists."),
+        )
+        .await;
     };
     match state.core().revoke_session(&ctx, id, &meta).await {
-        Ok(()) if id == ctx.session.id => {
-            (jar.add(removal_cookie(&state)), Redirect::to("/login?signed_out=1")).into_response()
+        Ok(()) if id == ctx.session.id => (
+            jar.add(removal_cookie(&state)),
+            Redirect::to("/login?signed_out=1"),
+        )
+            .into_response(),
+        Ok(()) => {
+            security(
+                &state,
+                jar,
+                &ctx,
+                StatusCode::OK,
+                Some("The session was revoked."),
+                None,
+            )
+            .await
         }
-        Ok(()) => security(&state, jar, &ctx, StatusCode::OK, Some("The session was revoked."), None).await,
         Err(e) => {
             let (status, text) = error_text(&e);
-            let text = if status == StatusCode::NOT_FOUND { "That session no longer exists.".to_owned() } else { text };
+            let text = if status == StatusCode::NOT_FOUND {
+                "That session no longer exists.".to_owned()
+            } else {
+                text
+            };
             security(&state, jar, &ctx, status, None, Some(&text)).await
         }
     }
@@ -109,14 +148,29 @@ pub async fn change_password(
 ) -> Response {
     let current = SecretString::from(form.current_password);
     let new = SecretString::from(form.new_password);
-    match state.core().change_password(&ctx, &current, &new, &meta).await {
+    match state
+        .core()
+        .change_password(&ctx, &current, &new, &meta)
+        .await
+    {
         Ok(()) => {
             // The stamp changed; reload the account so this page sees the fresh state.
             let ctx = match state.core().account(ctx.account.id).await {
-                Ok(account) => SessionContext { account, session: ctx.session },
+                Ok(account) => SessionContext {
+                    account,
+                    session: ctx.session,
+                },
                 Err(e) => return error_page(&state, e),
             };
-            security(&state, jar, &ctx, StatusCode::OK, Some("Your password has been changed. Other browsers were signed out."), None).await
+            security(
+                &state,
+                jar,
+                &ctx,
+                StatusCode::OK,
+                Some("Your password has been changed. Other browsers were signed out."),
+                None,
+            )
+            .await
         }
         Err(e) => {
             let (status, text) = error_text(&e);
@@ -133,7 +187,11 @@ pub(crate) fn describe_browser(ua: Option<&str>) -> String {
     match woothee::parser::Parser::new().parse(ua) {
         Some(r) if r.name != "UNKNOWN" => {
             let version = r.version.split('.').next().unwrap_or_default();
-            let os = if r.os == "UNKNOWN" { String::new() } else { format!(" on {}", r.os) };
+            let os = if r.os == "UNKNOWN" {
+                String::new()
+            } else {
+                format!(" on {}", r.os)
+            };
             format!("{} {}{}", r.name, version, os).replace("  ", " ")
         }
         _ => ua.chars().take(60).collect(),

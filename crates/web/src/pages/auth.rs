@@ -39,11 +39,22 @@ pub async fn home(MaybeSession(s): MaybeSession) -> Redirect {
     Redirect::to(if s.is_some() { "/account" } else { "/login" })
 }
 
-pub async fn signup_page(State(state): State<AppState>, jar: CookieJar, MaybeSession(s): MaybeSession) -> Response {
+pub async fn signup_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    MaybeSession(s): MaybeSession,
+) -> Response {
     if s.is_some() {
         return Redirect::to("/account").into_response();
     }
-    render(&state, jar, None, StatusCode::OK, "signup.html", context! { title => "Create account" })
+    render(
+        &state,
+        jar,
+        None,
+        StatusCode::OK,
+        "signup.html",
+        context! { title => "Create account" },
+    )
 }
 
 pub async fn signup(
@@ -66,28 +77,53 @@ pub async fn signup(
         ),
         Err(e) => {
             let (status, error) = error_text(&e);
-            render(&state, jar, None, status, "signup.html", context! { title => "Create account", error, email => form.email })
+            render(
+                &state,
+                jar,
+                None,
+                status,
+                "signup.html",
+                context! { title => "Create account", error, email => form.email },
+            )
         }
     }
 }
 
-pub async fn verify_email_page(State(state): State<AppState>, jar: CookieJar, Query(q): Query<TokenForm>) -> Response {
+pub async fn verify_email_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<TokenForm>,
+) -> Response {
     // Showing a button instead of verifying on GET keeps mail scanners that prefetch links
     // from using the token up.
     if q.token.is_empty() {
         return invalid_link(&state);
     }
-    render(&state, jar, None, StatusCode::OK, "verify_email.html", context! { title => "Verify your email address", token => q.token })
+    render(
+        &state,
+        jar,
+        None,
+        StatusCode::OK,
+        "verify_email.html",
+        context! { title => "Verify your email address", token => q.token },
+    )
 }
 
-pub async fn verify_email(State(state): State<AppState>, Client(meta): Client, CsrfForm(form): CsrfForm<TokenForm>) -> Response {
+pub async fn verify_email(
+    State(state): State<AppState>,
+    Client(meta): Client,
+    CsrfForm(form): CsrfForm<TokenForm>,
+) -> Response {
     match state.core().verify_email(&form.token, &meta).await {
         Ok(()) => message_page(
             &state,
             StatusCode::OK,
             "Your email address is verified",
             "Thank you. You can now sign in.",
-            Some(Link { href: "/login", label: "Sign in" }),
+            Some(Link {
+                href: "/login",
+                label: "Sign in",
+            }),
         ),
         Err(twofold_core::CoreError::InvalidToken) => invalid_link(&state),
         Err(e) => error_page(&state, e),
@@ -100,7 +136,10 @@ pub(crate) fn invalid_link(state: &AppState) -> Response {
         StatusCode::BAD_REQUEST,
         "This link is invalid or has expired",
         "Links in our emails work once and for a limited time. Ask for a new one.",
-        Some(Link { href: "/login", label: "Go to sign in" }),
+        Some(Link {
+            href: "/login",
+            label: "Go to sign in",
+        }),
     )
 }
 
@@ -114,7 +153,14 @@ pub async fn login_page(
         return Redirect::to("/account").into_response();
     }
     let notice = q.signed_out.map(|_| "You have been signed out.");
-    render(&state, jar, None, StatusCode::OK, "login.html", context! { title => "Sign in", notice })
+    render(
+        &state,
+        jar,
+        None,
+        StatusCode::OK,
+        "login.html",
+        context! { title => "Sign in", notice },
+    )
 }
 
 pub async fn login(
@@ -131,7 +177,14 @@ pub async fn login(
         }
         Err(e) => {
             let (status, error) = error_text(&e);
-            let mut res = render(&state, jar, None, status, "login.html", context! { title => "Sign in", error, email => form.email });
+            let mut res = render(
+                &state,
+                jar,
+                None,
+                status,
+                "login.html",
+                context! { title => "Sign in", error, email => form.email },
+            );
             if let Some(secs) = crate::error::retry_after(&e)
                 && let Ok(v) = secs.to_string().parse()
             {
@@ -142,9 +195,20 @@ pub async fn login(
     }
 }
 
-pub async fn logout_page(State(state): State<AppState>, jar: CookieJar, MaybeSession(s): MaybeSession) -> Response {
+pub async fn logout_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    MaybeSession(s): MaybeSession,
+) -> Response {
     match s {
-        Some(ctx) => render(&state, jar, Some(&ctx), StatusCode::OK, "logout.html", context! { title => "Sign out" }),
+        Some(ctx) => render(
+            &state,
+            jar,
+            Some(&ctx),
+            StatusCode::OK,
+            "logout.html",
+            context! { title => "Sign out" },
+        ),
         None => Redirect::to("/login").into_response(),
     }
 }

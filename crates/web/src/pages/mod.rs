@@ -22,12 +22,18 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(auth::home))
         .route("/signup", get(auth::signup_page).post(auth::signup))
-        .route("/verify-email", get(auth::verify_email_page).post(auth::verify_email))
+        .route(
+            "/verify-email",
+            get(auth::verify_email_page).post(auth::verify_email),
+        )
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", get(auth::logout_page).post(auth::logout))
         .route("/account", get(account::account_page))
         .route("/account/security", get(account::security_page))
-        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route(
+            "/account/sessions/{id}/revoke",
+            post(account::revoke_session),
+        )
         .route("/account/password", post(account::change_password))
         .route(
             "/password-reset",
@@ -71,7 +77,11 @@ fn render_with(
         Ok(body) => (status, jar, Html(body)).into_response(),
         Err(e) => {
             tracing::error!(template, error = %format!("{e:#}"), "template failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>Something went wrong</h1>")).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<h1>Something went wrong</h1>"),
+            )
+                .into_response()
         }
     }
 }
@@ -157,7 +167,9 @@ async fn brand_css(State(state): State<AppState>) -> Response {
         .branding
         .accent_color
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '#' | '(' | ')' | ',' | '.' | ' ' | '%'))
+        .filter(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '#' | '(' | ')' | ',' | '.' | ' ' | '%')
+        })
         .collect();
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],

@@ -25,11 +25,29 @@ pub struct ResetQuery {
 }
 
 /// Without a token: the "forgot password" form. With one (from the mail): the new-password form.
-pub async fn page(State(state): State<AppState>, jar: CookieJar, Query(q): Query<ResetQuery>) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<ResetQuery>,
+) -> Response {
     match q.token {
-        None => render(&state, jar, None, StatusCode::OK, "password_reset_request.html", context! { title => "Reset your password" }),
+        None => render(
+            &state,
+            jar,
+            None,
+            StatusCode::OK,
+            "password_reset_request.html",
+            context! { title => "Reset your password" },
+        ),
         Some(token) => match state.core().check_password_reset_token(&token).await {
-            Ok(()) => render(&state, jar, None, StatusCode::OK, "password_reset_form.html", context! { title => "Choose a new password", token }),
+            Ok(()) => render(
+                &state,
+                jar,
+                None,
+                StatusCode::OK,
+                "password_reset_form.html",
+                context! { title => "Choose a new password", token },
+            ),
             Err(CoreError::InvalidToken) => invalid_link(&state),
             Err(e) => error_page(&state, e),
         },
@@ -42,7 +60,11 @@ pub async fn request(
     Client(meta): Client,
     CsrfForm(form): CsrfForm<EmailForm>,
 ) -> Response {
-    match state.core().request_password_reset(&form.email, &meta).await {
+    match state
+        .core()
+        .request_password_reset(&form.email, &meta)
+        .await
+    {
         Ok(()) => message_page(
             &state,
             StatusCode::OK,
@@ -52,7 +74,14 @@ pub async fn request(
         ),
         Err(e) => {
             let (status, error) = error_text(&e);
-            render(&state, jar, None, status, "password_reset_request.html", context! { title => "Reset your password", error, email => form.email })
+            render(
+                &state,
+                jar,
+                None,
+                status,
+                "password_reset_request.html",
+                context! { title => "Reset your password", error, email => form.email },
+            )
         }
     }
 }
@@ -72,21 +101,35 @@ pub async fn complete(
     CsrfForm(form): CsrfForm<NewPassword>,
 ) -> Response {
     let password = SecretString::from(form.password);
-    match state.core().complete_password_reset(&form.token, &password, &meta).await {
+    match state
+        .core()
+        .complete_password_reset(&form.token, &password, &meta)
+        .await
+    {
         Ok(()) => {
             let page = message_page(
                 &state,
                 StatusCode::OK,
                 "Your password has been changed",
                 "Every session was signed out. Sign in with your new password.",
-                Some(Link { href: "/login", label: "Sign in" }),
+                Some(Link {
+                    href: "/login",
+                    label: "Sign in",
+                }),
             );
             (jar.add(removal_cookie(&state)), page).into_response()
         }
         Err(CoreError::InvalidToken) => invalid_link(&state),
         Err(e) => {
             let (status, error) = error_text(&e);
-            render(&state, jar, None, status, "password_reset_form.html", context! { title => "Choose a new password", error, token => form.token })
+            render(
+                &state,
+                jar,
+                None,
+                status,
+                "password_reset_form.html",
+                context! { title => "Choose a new password", error, token => form.token },
+            )
         }
     }
 }
