@@ -26,7 +26,7 @@ async fn forms_require_their_csrf_token(db: TestDb) {
             && csp.contains("script-src 'self'")
             && !csp.contains("unsafe-inline")
     );
-    assert_eq!(headers.get("referrer-policy").unwrap(), "no-referrer");
+    assert_eq!(headers.get("referrer-policy").unwrap(), "same-origin");
     let html = page.text().await.unwrap();
     let csrf = csrf_of(&html);
     let form = |token: &str| {

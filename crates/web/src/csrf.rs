@@ -102,6 +102,12 @@ pub async fn reject_cross_origin(
             .and_then(|v| v.to_str().ok())
             .is_none_or(|s| matches!(s, "same-origin" | "none"));
         if !origin_ok || !fetch_site_ok {
+            tracing::warn!(
+                origin = ?headers.get("origin"),
+                sec_fetch_site = ?headers.get("sec-fetch-site"),
+                expected = state.settings().origin(),
+                "refused a cross-site request"
+            );
             return problem(
                 StatusCode::FORBIDDEN,
                 "cross-origin",

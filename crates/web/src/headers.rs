@@ -21,10 +21,11 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // Reset and verification links carry tokens in the URL: never leak them in a Referer.
+    // Reset and verification links carry tokens in the URL: never send them to another site.
+    // (`no-referrer` would also make Chromium send `Origin: null` on our own form posts.)
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",
