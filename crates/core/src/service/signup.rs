@@ -2,12 +2,16 @@ use super::Core;
 use crate::email::Email;
 use crate::error::CoreError;
 use crate::mail;
-use crate::model::{AccountId, NewAccount, NewToken, RequestMeta};
+use crate::model::{AccountId, NewAccount, NewOutboxItem, NewToken, RequestMeta};
 use crate::password::check_password_policy;
 use crate::ports::StoreError;
 use crate::token::{TokenPurpose, decode_token, token_bytes};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use time::Duration;
+
+/// One verification mail a minute is plenty; more would let anyone mail-bomb the owner.
+const VERIFY_MAIL_INTERVAL: Duration = Duration::minutes(1);
 
 impl Core {
     /// Creates an unverified account and mails a verification link. An address that already
@@ -18,36 +22,12 @@ impl Core {
         password: &SecretString,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
-        let email = Email::parse(email)?;
-        check_password_policy(password.expose_secret(), email.as_str())?;
-        // Hash before looking at the address, so both outcomes cost the same.
-        let password_hash = self.hasher.hash(password).await?;
-        let now = self.clock.now();
-        let account = NewAccount {
-            id: self.new_id(),
-            email: email.as_str().to_owned(),
-            password_hash,
-            email_verified_at: None,
-            security_stamp: self.new_stamp(),
-            created_at: now,
-        };
-        let token = self.new_secret();
-        let record = NewToken {
-            id: self.new_id(),
-            account_id: account.id,
-            purpose: TokenPurpose::VerifyEmail.as_str(),
-            token_hash: self.hash_token(TokenPurpose::VerifyEmail, &token_bytes(&token)),
-            created_at: now,
-            expires_at: now + self.settings.verify_email_ttl,
-        };
-        let verify = self.outbox_item(
-            "verify_email",
-            &mail::verify_email(&self.branding(), email.as_str(), token.expose_secret()),
-        )?;
+        let (email, account) = self.prepare_account(email, password, false).await?;
+        let (token, verify) = self.verification_link(account.id, email.as_str())?;
         let audit = self.audit("signup", Some(account.id), meta, json!({}));
         match self
             .store
-            .create_account(&account, Some(&record), Some(&verify), &audit)
+            .create_account(&account, Some(&token), Some(&verify), &audit)
             .await
         {
             Ok(()) => {}
@@ -90,31 +70,17 @@ impl Core {
         email: &str,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
-        let now = self.clock.now();
-        // One link a minute is plenty; more would let anyone mail-bomb the owner.
         if let Some(last) = self
             .store
             .latest_token_at(account, TokenPurpose::VerifyEmail.as_str())
             .await?
-            && now - last < time::Duration::minutes(1)
+            && self.clock.now() - last < VERIFY_MAIL_INTERVAL
         {
             return Ok(());
         }
-        let token = self.new_secret();
-        let record = NewToken {
-            id: self.new_id(),
-            account_id: account,
-            purpose: TokenPurpose::VerifyEmail.as_str(),
-            token_hash: self.hash_token(TokenPurpose::VerifyEmail, &token_bytes(&token)),
-            created_at: now,
-            expires_at: now + self.settings.verify_email_ttl,
-        };
-        let item = self.outbox_item(
-            "verify_email",
-            &mail::verify_email(&self.branding(), email, token.expose_secret()),
-        )?;
+        let (token, mail) = self.verification_link(account, email)?;
         let audit = self.audit("verification_resent", Some(account), meta, json!({}));
-        self.store.issue_token(&record, &item, Some(&audit)).await?;
+        self.store.issue_token(&token, &mail, Some(&audit)).await?;
         self.outbox_wakeup.notify_one();
         Ok(())
     }
@@ -127,18 +93,7 @@ impl Core {
         verified: bool,
         meta: &RequestMeta,
     ) -> Result<AccountId, CoreError> {
-        let email = Email::parse(email)?;
-        check_password_policy(password.expose_secret(), email.as_str())?;
-        let password_hash = self.hasher.hash(password).await?;
-        let now = self.clock.now();
-        let account = NewAccount {
-            id: self.new_id(),
-            email: email.as_str().to_owned(),
-            password_hash,
-            email_verified_at: verified.then_some(now),
-            security_stamp: self.new_stamp(),
-            created_at: now,
-        };
+        let (_, account) = self.prepare_account(email, password, verified).await?;
         let audit = self.audit(
             "account_created_by_operator",
             Some(account.id),
@@ -157,5 +112,51 @@ impl Core {
             )),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Validates the address and password and hashes the password. The hash comes before any
+    /// look-up of the address, so a taken and a free address cost the same.
+    async fn prepare_account(
+        &self,
+        email: &str,
+        password: &SecretString,
+        verified: bool,
+    ) -> Result<(Email, NewAccount), CoreError> {
+        let email = Email::parse(email)?;
+        check_password_policy(password.expose_secret(), email.as_str())?;
+        let password_hash = self.hasher.hash(password).await?;
+        let now = self.clock.now();
+        let account = NewAccount {
+            id: self.new_id(),
+            email: email.as_str().to_owned(),
+            password_hash,
+            email_verified_at: verified.then_some(now),
+            security_stamp: self.new_stamp(),
+            created_at: now,
+        };
+        Ok((email, account))
+    }
+
+    /// A new verification token and the sealed mail that carries its link.
+    fn verification_link(
+        &self,
+        account: AccountId,
+        email: &str,
+    ) -> Result<(NewToken, NewOutboxItem), CoreError> {
+        let now = self.clock.now();
+        let token = self.new_secret();
+        let record = NewToken {
+            id: self.new_id(),
+            account_id: account,
+            purpose: TokenPurpose::VerifyEmail.as_str(),
+            token_hash: self.hash_token(TokenPurpose::VerifyEmail, &token_bytes(&token)),
+            created_at: now,
+            expires_at: now + self.settings.verify_email_ttl,
+        };
+        let mail = self.outbox_item(
+            "verify_email",
+            &mail::verify_email(&self.branding(), email, token.expose_secret()),
+        )?;
+        Ok((record, mail))
     }
 }
