@@ -1,7 +1,10 @@
 'use strict';
+// Debian's Chromium driven by playwright-core (no downloaded browser), and failure artifacts.
 const { chromium } = require('playwright-core');
 const fs = require('node:fs');
 const path = require('node:path');
+
+const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 
 async function launch() {
   return chromium.launch({
@@ -12,16 +15,23 @@ async function launch() {
   });
 }
 
-/** Saves a screenshot of every open page when a test fails, for debugging. */
-async function screenshotOnFailure(t, pages) {
-  const dir = path.join(__dirname, '..', 'artifacts');
-  fs.mkdirSync(dir, { recursive: true });
+const safe = (s) => s.replace(/[^a-z0-9-]+/gi, '_').slice(0, 120);
+
+/**
+ * Saves a full-page screenshot of every open page, and the server log so far, into
+ * e2e/artifacts/ when a test fails. `prefix` is e.g. the backend name.
+ */
+async function saveFailureArtifacts(prefix, t, pages, serverLog) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const base = safe(`${prefix}-${t.name}`);
   let i = 0;
   for (const page of pages) {
     if (page.isClosed()) continue;
-    const name = `${t.name}-${i++}`.replace(/[^a-z0-9-]+/gi, '_');
-    await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true }).catch(() => {});
+    const file = path.join(ARTIFACTS, `${base}-${i++}.png`);
+    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
   }
+  if (serverLog !== undefined) fs.writeFileSync(path.join(ARTIFACTS, `${base}-server.log`), serverLog);
+  console.error(`# failure artifacts: ${path.join(ARTIFACTS, base)}-*`);
 }
 
-module.exports = { launch, screenshotOnFailure };
+module.exports = { launch, saveFailureArtifacts, ARTIFACTS };

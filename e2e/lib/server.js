@@ -9,16 +9,26 @@ const crypto = require('node:crypto');
 
 const MAIL_START = '===== DEVELOPMENT MAIL (not sent) =====';
 const MAIL_END = '===== END OF MAIL =====';
+const START_TIMEOUT_MS = 30_000;
+const MAIL_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 15_000;
 
+/** The storage backends to run against: SQLite always, PostgreSQL when a URL is given. */
 function backends() {
   const list = ['sqlite'];
   if (process.env.TWOFOLD_TEST_POSTGRES_URL) list.push('postgres');
-  else if (process.env.CI === 'true') throw new Error('CI=true but TWOFOLD_TEST_POSTGRES_URL is not set');
+  else if (process.env.CI === 'true') {
+    throw new Error('CI=true but TWOFOLD_TEST_POSTGRES_URL is not set: the PostgreSQL run may not be skipped');
+  }
   return list;
 }
 
 function psql(url, sql) {
-  execFileSync('psql', [url, '-qtAc', sql], { stdio: 'pipe' });
+  try {
+    execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(`psql failed: ${sql}\n${e.stderr || e.message}`);
+  }
 }
 
 function withDatabase(adminUrl, name) {
@@ -27,79 +37,159 @@ function withDatabase(adminUrl, name) {
   return u.toString();
 }
 
+/**
+ * The environment for the server: ours, minus any TWOFOLD_* configuration inherited from the
+ * shell (TWOFOLD_CONFIG, TWOFOLD_DATABASE__URL, ...), so that the SQLite run really is SQLite
+ * with built-in defaults.
+ */
+function serverEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('TWOFOLD_')) env[k] = v;
+  }
+  env.TWOFOLD_LOG = process.env.TWOFOLD_LOG || 'info';
+  return env;
+}
+
+/**
+ * Splits a log into development mail blocks: [{ to, text }], oldest first. Only the text between
+ * the markers is used, so log prefixes on the marker line do not matter.
+ */
+function parseMails(log) {
+  const mails = [];
+  let from = 0;
+  for (;;) {
+    const s = log.indexOf(MAIL_START, from);
+    if (s < 0) break;
+    const e = log.indexOf(MAIL_END, s);
+    if (e < 0) break; // still being written
+    const text = log.slice(s + MAIL_START.length, e);
+    const to = /^To: *(.+?)\s*$/m.exec(text);
+    mails.push({ to: to ? to[1] : null, text });
+    from = e + MAIL_END.length;
+  }
+  return mails;
+}
+
+/**
+ * Starts `$TWOFOLD_BIN serve` for `backend` ('sqlite' or 'postgres'). Resolves to
+ * { baseUrl, log (getter: everything logged so far), mailCount(to), waitForMail(to, re, opts), stop() }.
+ */
 async function startServer(backend) {
   const bin = process.env.TWOFOLD_BIN;
-  if (!bin) throw new Error('set TWOFOLD_BIN to the twofold binary');
+  if (!bin) throw new Error('set TWOFOLD_BIN to the twofold binary (e.g. $HOME/.cache/twofold-target/debug/twofold)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-e2e-'));
-  const env = { ...process.env, TWOFOLD_LOG: 'info' };
+  const env = serverEnv();
+  const adminUrl = process.env.TWOFOLD_TEST_POSTGRES_URL;
   let dbName = null;
   if (backend === 'postgres') {
+    if (!adminUrl) throw new Error('the postgres backend needs TWOFOLD_TEST_POSTGRES_URL');
     dbName = 'twofold_e2e_' + crypto.randomBytes(6).toString('hex');
-    psql(process.env.TWOFOLD_TEST_POSTGRES_URL, `CREATE DATABASE ${dbName}`);
-    env.TWOFOLD_DATABASE__URL = withDatabase(process.env.TWOFOLD_TEST_POSTGRES_URL, dbName);
+    psql(adminUrl, `CREATE DATABASE ${dbName}`);
+    env.TWOFOLD_DATABASE__URL = withDatabase(adminUrl, dbName);
+  } else if (backend !== 'sqlite') {
+    throw new Error(`unknown backend ${backend}`);
   }
+
   const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'data')], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
-  child.stdout.on('data', (d) => { log += d.toString(); });
-  child.stderr.on('data', (d) => { log += d.toString(); });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.stdout.setEncoding('utf8').on('data', (d) => { log += d; });
+  child.stderr.setEncoding('utf8').on('data', (d) => { log += d; });
+  let spawnError = null;
+  child.on('error', (e) => { spawnError = e; });
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  let exit = null;
+  exited.then((x) => { exit = x; });
 
-  const baseUrl = await new Promise((resolve, reject) => {
-    const deadline = Date.now() + 30000;
-    const timer = setInterval(() => {
-      const m = log.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearInterval(timer); resolve(m[1]); }
-      else if (child.exitCode !== null || Date.now() > deadline) {
-        clearInterval(timer);
-        reject(new Error('server did not start:\n' + log));
-      }
-    }, 50);
-  });
-
-  /** Mail blocks addressed to `to`, oldest first. */
-  function mails(to) {
-    const blocks = [];
-    let rest = log;
-    for (;;) {
-      const s = rest.indexOf(MAIL_START);
-      if (s < 0) break;
-      const e = rest.indexOf(MAIL_END, s);
-      if (e < 0) break;
-      const block = rest.slice(s + MAIL_START.length, e);
-      if (block.includes(`To: ${to}\n`)) blocks.push(block);
-      rest = rest.slice(e + MAIL_END.length);
-    }
-    return blocks;
+  let cleanedUp = false;
+  function cleanUp() {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (dbName) psql(adminUrl, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
   }
 
-  /** Waits for mail number `index` (0-based) to `to` and returns the first match of `re` in it. */
-  async function waitForMail(to, re, index = 0) {
-    const deadline = Date.now() + 15000;
-    while (Date.now() < deadline) {
-      const block = mails(to)[index];
-      if (block) {
-        const m = block.match(re);
-        if (!m) throw new Error(`mail ${index} to ${to} has no ${re}:\n${block}`);
+  /** SIGTERM, wait for a graceful exit; SIGKILL and an error if it does not come. */
+  async function stop() {
+    try {
+      if (exit === null && !spawnError) {
+        child.kill('SIGTERM');
+        let timer;
+        const timedOut = await Promise.race([
+          exited.then(() => false),
+          new Promise((r) => { timer = setTimeout(() => r(true), STOP_TIMEOUT_MS); }),
+        ]);
+        clearTimeout(timer);
+        if (timedOut) {
+          child.kill('SIGKILL');
+          await exited;
+          throw new Error(`server did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM; log:\n${log}`);
+        }
+        if (exit.code !== 0) {
+          throw new Error(`server exited with ${exit.code ?? exit.signal} after SIGTERM; log:\n${log}`);
+        }
+      }
+    } finally {
+      cleanUp();
+    }
+  }
+
+  let baseUrl;
+  try {
+    baseUrl = await new Promise((resolve, reject) => {
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      const timer = setInterval(() => {
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+        if (m) { clearInterval(timer); resolve(m[1]); return; }
+        let why = null;
+        if (spawnError) why = `could not run ${bin}: ${spawnError.message}`;
+        else if (exit !== null) why = `server exited (${exit.code ?? exit.signal}) before listening`;
+        else if (Date.now() > deadline) why = `server did not log "listening on" within ${START_TIMEOUT_MS / 1000} s`;
+        if (why) { clearInterval(timer); reject(new Error(`${why}; log:\n${log}`)); }
+      }, 50);
+    });
+  } catch (e) {
+    if (exit === null && !spawnError) { child.kill('SIGKILL'); await exited; }
+    cleanUp();
+    throw e;
+  }
+
+  const mailsTo = (to) => parseMails(log).filter((m) => m.to === to);
+
+  /**
+   * Waits up to 15 s for a development mail to `to` and returns the first match of `re` in it
+   * (the whole match, e.g. the full link). `skip` (default 0) is how many earlier mails to `to`
+   * to pass over: use `server.mailCount(to)` taken before the action that sends the mail.
+   * For compatibility a number in place of `opts` means `{ skip: n }`.
+   */
+  async function waitForMail(to, re, opts = {}) {
+    const skip = typeof opts === 'number' ? opts : (opts.skip ?? 0);
+    const deadline = Date.now() + MAIL_TIMEOUT_MS;
+    for (;;) {
+      const mail = mailsTo(to)[skip];
+      if (mail) {
+        const m = mail.text.match(re);
+        if (!m) throw new Error(`mail #${skip + 1} to ${to} has no match for ${re}:\n${mail.text}`);
         return m[0];
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`mail #${skip + 1} to ${to} did not arrive within ${MAIL_TIMEOUT_MS / 1000} s; log:\n${log}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`no mail ${index} to ${to} arrived; log:\n${log}`);
   }
 
-  async function stop() {
-    if (child.exitCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
-    fs.rmSync(dataDir, { recursive: true, force: true });
-    if (dbName) psql(process.env.TWOFOLD_TEST_POSTGRES_URL, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  }
-
-  return { baseUrl, waitForMail, mailCount: (to) => mails(to).length, stop, log: () => log };
+  return {
+    backend,
+    baseUrl,
+    get log() { return log; },
+    mailCount: (to) => mailsTo(to).length,
+    waitForMail,
+    stop,
+  };
 }
 
-module.exports = { startServer, backends };
+module.exports = { startServer, backends, parseMails };

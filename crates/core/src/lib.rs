@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod factor;
 pub mod keys;
 pub mod mail;
 pub mod model;

@@ -1,0 +1,5 @@
+//! Second factors. One module per factor type; each is pure (no I/O), the services in
+//! `crate::service` store and consume them.
+
+pub mod backup_codes;
+pub mod totp;
