@@ -23,6 +23,12 @@ pub enum CoreError {
     WrongCurrentPassword,
     #[error("You need to sign in.")]
     Unauthenticated,
+    #[error("That code is not correct.")]
+    WrongCode,
+    #[error("Too many wrong codes. Sign in again.")]
+    SecondStepVoid,
+    #[error("Confirm with your second factor first.")]
+    StepUpRequired,
     #[error("Not found.")]
     NotFound,
     #[error("The server is busy. Try again in {retry_after_secs} seconds.")]

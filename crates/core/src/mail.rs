@@ -65,3 +65,52 @@ pub fn password_changed(b: &Branding<'_>, to: &str) -> Mail {
         ),
     }
 }
+
+pub fn backup_code_used(b: &Branding<'_>, to: &str, remaining: u32) -> Mail {
+    let warning = if remaining <= 3 {
+        format!(
+            "\nOnly {remaining} backup codes are left. Create a new set in Security settings: {}/account/security\n",
+            b.public_url
+        )
+    } else {
+        String::new()
+    };
+    Mail {
+        to: to.to_owned(),
+        subject: format!("A backup code was used for your {} account", b.product),
+        text: format!(
+            "Hello,\n\nA backup code was just used to sign in to your {product} account ({to}). \
+             {remaining} unused codes remain.\n{warning}\nIf this was not you, reset your password \
+             now: {url}/password-reset\n",
+            product = b.product,
+            url = b.public_url
+        ),
+    }
+}
+
+pub fn second_step_failed(b: &Branding<'_>, to: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Someone may know your {} password", b.product),
+        text: format!(
+            "Hello,\n\nSomeone entered the correct password for your {product} account ({to}) but \
+             did not complete the second step of sign-in. Your account is safe thanks to \
+             two-factor authentication, but your password is probably known to someone else.\n\n\
+             Change it now: {url}/password-reset\n",
+            product = b.product,
+            url = b.public_url
+        ),
+    }
+}
+
+pub fn factor_changed(b: &Branding<'_>, to: &str, what: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Your {} security settings changed", b.product),
+        text: format!(
+            "Hello,\n\n{what}\n\nAccount: {to}\n\nIf this was not you, reset your password now and \
+             contact support: {url}/password-reset\n",
+            url = b.public_url
+        ),
+    }
+}

@@ -34,11 +34,40 @@ pub struct NewAccount {
     pub created_at: OffsetDateTime,
 }
 
+/// Whether a session is signed in, or has only passed the password and waits for a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Full,
+    Partial,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Partial => "partial",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "full" {
+            Self::Full
+        } else {
+            Self::Partial
+        }
+    }
+}
+
 /// A signed-in browser. Only the keyed hash of its token is stored.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: SessionId,
     pub account_id: AccountId,
+    pub kind: SessionKind,
+    /// Wrong second-factor codes entered in this (partial) session.
+    pub factor_failures: u32,
+    /// When a second factor was last proven in this session (for step-up).
+    pub step_up_at: Option<OffsetDateTime>,
     /// Authentication methods used, as RFC 8176 `amr` values.
     pub amr: Vec<String>,
     pub auth_time: OffsetDateTime,
@@ -142,4 +171,78 @@ impl RequestMeta {
             .as_deref()
             .map(|ua| ua.chars().take(400).collect())
     }
+}
+
+/// Who a factor belongs to: a hosted account, or a subject of the verification API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Account(AccountId),
+    Subject(Uuid),
+}
+
+impl Owner {
+    pub fn key(&self) -> String {
+        match self {
+            Self::Account(id) => format!("account:{id}"),
+            Self::Subject(id) => format!("subject:{id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorStatus {
+    Pending,
+    Active,
+}
+
+impl FactorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+        }
+    }
+}
+
+/// A registered second factor (today: `totp`). The secret is sealed; `key_id` names the key.
+#[derive(Debug, Clone)]
+pub struct Factor {
+    pub id: Uuid,
+    pub owner: String,
+    pub kind: String,
+    pub label: String,
+    pub status: FactorStatus,
+    pub key_id: String,
+    pub secret: Vec<u8>,
+    pub params: crate::factor::totp::TotpParams,
+    pub last_step: i64,
+    pub last_drift: i64,
+    pub drift_matches: i64,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub confirmed_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// What else a factor change does in the same transaction: audit it, tell the owner, and for
+/// hosted accounts bump the security stamp (keeping the session that made the change).
+#[derive(Debug, Clone)]
+pub struct Effects {
+    pub audit: AuditEvent,
+    pub mail: Option<NewOutboxItem>,
+    pub new_stamp: Option<StampChange>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StampChange {
+    pub account: AccountId,
+    pub stamp: String,
+    pub keep_session: Option<SessionId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
 }

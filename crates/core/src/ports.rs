@@ -108,6 +108,120 @@ pub trait SessionStore: Send + Sync {
         idle_cutoff: OffsetDateTime,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
+    /// Counts a wrong second-factor code against a partial session; returns the new count.
+    async fn record_session_factor_failure(&self, id: SessionId) -> StoreResult<u32>;
+    /// Replaces a partial session by a full one, atomically: `false` if the partial session
+    /// was already used or removed.
+    async fn complete_partial_session(
+        &self,
+        partial: SessionId,
+        full: &NewSession,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    async fn mark_step_up(&self, id: SessionId, at: OffsetDateTime) -> StoreResult<()>;
+    /// Deletes partial sessions that expired, returning their accounts (each node sees each once).
+    async fn take_expired_partial_sessions(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<AccountId>>;
+    /// Deletes one partial session, with the effects of voiding it.
+    async fn void_partial_session(&self, id: SessionId, effects: &Effects) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    async fn create_factor(&self, factor: &Factor, audit: &AuditEvent) -> StoreResult<()>;
+    /// All factors of an owner, pending and active.
+    async fn factors_of(&self, owner: &str) -> StoreResult<Vec<Factor>>;
+    /// Activates a pending, unexpired factor and uses up the confirming step, with one
+    /// conditional UPDATE; stores the first backup codes when given. `false` if it was not
+    /// pending any more (or expired, or the step was used).
+    #[allow(clippy::too_many_arguments)]
+    async fn activate_factor(
+        &self,
+        owner: &str,
+        id: Uuid,
+        step: i64,
+        now: OffsetDateTime,
+        backup_codes: &[Vec<u8>],
+        effects: &Effects,
+    ) -> StoreResult<bool>;
+    /// Records an accepted TOTP step if, and only if, it is later than the last one accepted:
+    /// of N concurrent requests with the same code exactly one gets `true`.
+    async fn consume_totp_step(
+        &self,
+        id: Uuid,
+        step: i64,
+        drift: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool>;
+    /// Deletes a factor; with `and_backup_codes` (the last factor) the codes go too.
+    async fn delete_factor(
+        &self,
+        owner: &str,
+        id: Uuid,
+        and_backup_codes: bool,
+        effects: &Effects,
+    ) -> StoreResult<bool>;
+    /// Removes every factor and backup code of an owner (operator reset).
+    async fn delete_all_factors(&self, owner: &str, effects: &Effects) -> StoreResult<u64>;
+    async fn replace_backup_codes(
+        &self,
+        owner: &str,
+        hashes: &[Vec<u8>],
+        now: OffsetDateTime,
+        effects: &Effects,
+    ) -> StoreResult<()>;
+    /// Uses a backup code with one conditional UPDATE; `Some(remaining)` if it was unused.
+    async fn consume_backup_code(
+        &self,
+        owner: &str,
+        hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<u32>>;
+    async fn backup_codes_left(&self, owner: &str) -> StoreResult<u32>;
+}
+
+#[async_trait]
+pub trait ApiStore: Send + Sync {
+    /// The tenant's id, creating it if needed.
+    async fn ensure_tenant(
+        &self,
+        name: &str,
+        id_if_new: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Uuid>;
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The subject's internal id; created with `create_with` when it does not exist.
+    async fn subject(
+        &self,
+        tenant: Uuid,
+        external_id: &str,
+        create_with: Option<(Uuid, OffsetDateTime)>,
+    ) -> StoreResult<Option<Uuid>>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn canary(&self) -> StoreResult<Option<crate::keys::Sealed>>;
+    async fn set_canary(&self, sealed: &crate::keys::Sealed) -> StoreResult<()>;
+    /// Every sealed value: (table, row id, sealed).
+    async fn sealed_values(&self) -> StoreResult<Vec<(String, String, crate::keys::Sealed)>>;
+    /// Replaces one sealed value if it is still sealed under `old_key_id`.
+    async fn reseal(
+        &self,
+        table: &str,
+        id: &str,
+        old_key_id: &str,
+        new: &crate::keys::Sealed,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -165,7 +279,16 @@ pub trait HealthStore: Send + Sync {
 
 /// Everything the core stores, on one backend.
 pub trait Store:
-    AccountStore + TokenStore + SessionStore + AttemptStore + OutboxStore + AuditStore + HealthStore
+    AccountStore
+    + TokenStore
+    + SessionStore
+    + AttemptStore
+    + OutboxStore
+    + AuditStore
+    + HealthStore
+    + FactorStore
+    + ApiStore
+    + KeyStore
 {
 }
 
@@ -177,6 +300,9 @@ impl<T> Store for T where
         + OutboxStore
         + AuditStore
         + HealthStore
+        + FactorStore
+        + ApiStore
+        + KeyStore
 {
 }
 

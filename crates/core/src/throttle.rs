@@ -35,6 +35,17 @@ impl Budget {
         }
     }
 
+    /// Wrong second-factor codes per account (or API subject), across sessions: the tenth
+    /// failure within an hour starts the backoff, and each further one doubles the wait.
+    pub const fn second_factor() -> Self {
+        Self {
+            free_failures: 9,
+            base_delay: Duration::seconds(30),
+            max_delay: Duration::hours(1),
+            window: Duration::hours(1),
+        }
+    }
+
     /// How long a key must wait after `failures` failures.
     pub fn delay_after(&self, failures: u32) -> Duration {
         if failures <= self.free_failures {

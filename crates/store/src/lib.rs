@@ -5,10 +5,13 @@
 //! connection setup and the migration sets — lives in [`backend`], and nowhere else.
 
 mod accounts;
+mod api;
 mod attempts;
 mod audit;
 pub mod backend;
 mod codec;
+mod effects;
+mod factors;
 mod outbox;
 mod sessions;
 mod tokens;

@@ -1,9 +1,11 @@
 use crate::SqlStore;
 use crate::accounts::account_from_row;
 use crate::audit::insert_audit;
-use crate::codec::{db_error, from_ms, get, ms, uuid};
+use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
+use crate::effects::apply_effects;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 use twofold_core::model::*;
 use twofold_core::ports::{SessionStore, StoreError, StoreResult};
@@ -13,6 +15,9 @@ fn session_from_row(row: &AnyRow) -> StoreResult<Session> {
     Ok(Session {
         id: uuid(&get::<String>(row, "s_id")?)?,
         account_id: uuid(&get::<String>(row, "account_id")?)?,
+        kind: SessionKind::parse(&get::<String>(row, "kind")?),
+        factor_failures: u32::try_from(get::<i64>(row, "factor_failures")?).unwrap_or(u32::MAX),
+        step_up_at: opt_from_ms(get(row, "step_up_at")?)?,
         amr: serde_json::from_str(&amr).map_err(|e| StoreError::Other(format!("amr: {e}")))?,
         auth_time: from_ms(get(row, "auth_time")?)?,
         created_at: from_ms(get(row, "s_created_at")?)?,
@@ -27,35 +32,44 @@ fn session_from_row(row: &AnyRow) -> StoreResult<Session> {
 macro_rules! session_columns {
     () => {
         "s.id AS s_id, s.account_id, s.amr, s.auth_time, s.created_at AS s_created_at, \
-         s.last_seen_at, s.expires_at, s.ip, s.user_agent, s.security_stamp AS s_security_stamp"
+         s.last_seen_at, s.expires_at, s.ip, s.user_agent, s.security_stamp AS s_security_stamp, \
+         s.kind, s.factor_failures, s.step_up_at"
     };
+}
+
+async fn insert_session(tx: &mut Transaction<'_, Any>, new: &NewSession) -> StoreResult<()> {
+    let s = &new.session;
+    let amr = serde_json::to_string(&s.amr).map_err(|e| StoreError::Other(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO sessions (id, account_id, token_hash, amr, auth_time, created_at,
+                               last_seen_at, expires_at, ip, user_agent, security_stamp,
+                               kind, step_up_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(s.id.to_string())
+    .bind(s.account_id.to_string())
+    .bind(new.token_hash.clone())
+    .bind(amr)
+    .bind(ms(s.auth_time))
+    .bind(ms(s.created_at))
+    .bind(ms(s.last_seen_at))
+    .bind(ms(s.expires_at))
+    .bind(s.ip.clone())
+    .bind(s.user_agent.clone())
+    .bind(&s.security_stamp)
+    .bind(s.kind.as_str())
+    .bind(s.step_up_at.map(ms))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn create_session(&self, new: &NewSession, audit: &AuditEvent) -> StoreResult<()> {
-        let s = &new.session;
-        let amr = serde_json::to_string(&s.amr).map_err(|e| StoreError::Other(e.to_string()))?;
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, account_id, token_hash, amr, auth_time, created_at,
-                                   last_seen_at, expires_at, ip, user_agent, security_stamp)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(s.id.to_string())
-        .bind(s.account_id.to_string())
-        .bind(new.token_hash.clone())
-        .bind(amr)
-        .bind(ms(s.auth_time))
-        .bind(ms(s.created_at))
-        .bind(ms(s.last_seen_at))
-        .bind(ms(s.expires_at))
-        .bind(s.ip.clone())
-        .bind(s.user_agent.clone())
-        .bind(&s.security_stamp)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        insert_session(&mut tx, new).await?;
         insert_audit(&mut *tx, audit).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -137,5 +151,80 @@ impl SessionStore for SqlStore {
                 .map_err(db_error)?
                 .rows_affected(),
         )
+    }
+
+    async fn record_session_factor_failure(&self, id: SessionId) -> StoreResult<u32> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE sessions SET factor_failures = factor_failures + 1 WHERE id = $1
+             RETURNING factor_failures",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .unwrap_or(u32::MAX))
+    }
+
+    async fn complete_partial_session(
+        &self,
+        partial: SessionId,
+        full: &NewSession,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind = 'partial'")
+            .bind(partial.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if gone != 1 {
+            return Ok(false);
+        }
+        insert_session(&mut tx, full).await?;
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn mark_step_up(&self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET step_up_at = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(ms(at))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn take_expired_partial_sessions(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<AccountId>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE kind = 'partial' AND expires_at <= $1 RETURNING account_id",
+        )
+        .bind(ms(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(|r| uuid(r)).collect()
+    }
+
+    async fn void_partial_session(&self, id: SessionId, effects: &Effects) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind = 'partial'")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if gone != 1 {
+            return Ok(false);
+        }
+        apply_effects(&mut tx, effects).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use twofold_core::keys::Keyring;
 use twofold_core::password::{HashParams, PasswordHasher};
 use twofold_core::random::OsRandom;
-use twofold_core::{Core, CoreSettings, FakeClock};
+use twofold_core::{Clock, Core, CoreSettings, FakeClock};
 use twofold_delivery::{SmtpConfig, SmtpMailer, SmtpSecurity, run_outbox_worker};
 use twofold_store::SqlStore;
 use twofold_web::{AppState, Branding, WebSettings};
@@ -150,6 +150,91 @@ impl TestApp {
             .send()
             .await
             .expect("login request")
+    }
+}
+
+impl TestApp {
+    /// Adds an authenticator through Security settings, as a person does, with codes from
+    /// `oathtool`. Returns the secret (base32) and the backup codes shown.
+    pub async fn enroll_totp(
+        &self,
+        client: &reqwest::Client,
+        label: &str,
+    ) -> (String, Option<Vec<String>>) {
+        let page = client
+            .get(self.at("/account/security"))
+            .send()
+            .await
+            .expect("security page");
+        assert_eq!(page.status(), 200, "security settings need a full session");
+        let csrf = crate::totp::csrf_of(&page.text().await.expect("html"));
+        let r = client
+            .post(self.at("/account/security/totp"))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .expect("begin");
+        assert_eq!(r.status(), 303);
+        let location = r
+            .headers()
+            .get("location")
+            .expect("location")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            location.starts_with("/account/security/totp/"),
+            "expected the enrolment page, got {location}"
+        );
+        let html = client
+            .get(self.at(&location))
+            .send()
+            .await
+            .expect("enrol page")
+            .text()
+            .await
+            .expect("html");
+        let secret = crate::totp::text_of_id(&html, "secret")
+            .expect("secret on the page")
+            .replace(' ', "");
+        let code = crate::totp::oathtool_code(&secret, self.clock.now());
+        let r = client
+            .post(self.at(&format!("{location}/confirm")))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+                ("label", label),
+            ])
+            .send()
+            .await
+            .expect("confirm");
+        match r.status().as_u16() {
+            200 => {
+                let html = r.text().await.expect("html");
+                assert!(html.contains("Your backup codes"), "{html}");
+                (secret, Some(crate::totp::backup_codes_of(&html)))
+            }
+            303 => (secret, None),
+            other => panic!(
+                "confirm failed with {other}: {}",
+                r.text().await.unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Posts a second-step code through the API.
+    pub async fn second_factor(&self, client: &reqwest::Client, code: &str) -> reqwest::Response {
+        client
+            .post(self.at("/api/v1/session/second-factor"))
+            .json(&serde_json::json!({ "code": code }))
+            .send()
+            .await
+            .expect("second factor request")
+    }
+
+    /// The current code of `secret` at the app's (fake) time, from `oathtool`.
+    pub fn code_now(&self, secret: &str) -> String {
+        crate::totp::oathtool_code(secret, self.clock.now())
     }
 }
 

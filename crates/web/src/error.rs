@@ -32,6 +32,13 @@ pub fn classify(e: &CoreError) -> (StatusCode, &'static str, String) {
             e.to_string(),
         ),
         Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+        WrongCode => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong-code",
+            e.to_string(),
+        ),
+        SecondStepVoid => (StatusCode::UNAUTHORIZED, "second-step-void", e.to_string()),
+        StepUpRequired => (StatusCode::FORBIDDEN, "step-up-required", e.to_string()),
         NotFound => (StatusCode::NOT_FOUND, "not-found", e.to_string()),
         Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
         Unavailable(_) => (

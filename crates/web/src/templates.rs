@@ -21,6 +21,10 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "logout.html",
     "password_reset_request.html",
     "password_reset_form.html",
+    "second_factor.html",
+    "step_up.html",
+    "totp_enroll.html",
+    "backup_codes.html",
 );
 
 pub struct Templates {

@@ -75,9 +75,18 @@ mod tests {
 
     #[test]
     fn normalization_forgives_case_separators_and_look_alikes() {
-        assert_eq!(normalize("ABCD-EFGH-JKMN-PQRS").as_deref(), Some("abcdefghjkmnpqrs"));
-        assert_eq!(normalize("0000 1111 2222 3333").as_deref(), Some("0000111122223333"));
-        assert_eq!(normalize("oooo-llll-iiii-0000").as_deref(), Some("0000111111110000"));
+        assert_eq!(
+            normalize("ABCD-EFGH-JKMN-PQRS").as_deref(),
+            Some("abcdefghjkmnpqrs")
+        );
+        assert_eq!(
+            normalize("0000 1111 2222 3333").as_deref(),
+            Some("0000111122223333")
+        );
+        assert_eq!(
+            normalize("oooo-llll-iiii-0000").as_deref(),
+            Some("0000111111110000")
+        );
         assert_eq!(normalize("123456"), None);
         assert_eq!(normalize("abcd-efgh-jkmn-pqr!"), None);
         assert_eq!(normalize("uuuu-uuuu-uuuu-uuuu"), None);

@@ -120,7 +120,10 @@ pub fn verify(
         if step < 0 {
             continue;
         }
-        let candidate = format_code(hotp(secret, step as u64, params.algorithm, params.digits), params.digits);
+        let candidate = format_code(
+            hotp(secret, step as u64, params.algorithm, params.digits),
+            params.digits,
+        );
         let equal: bool = candidate.as_bytes().ct_eq(code.as_bytes()).into();
         let fresh = last_used_step.is_none_or(|last| step > last);
         if equal && fresh && found.is_none() {
@@ -132,7 +135,10 @@ pub fn verify(
 
 /// Digits only; spaces and dashes people type between groups are dropped.
 pub fn normalize_code(code: &str) -> Option<String> {
-    let cleaned: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let cleaned: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
     (!cleaned.is_empty() && cleaned.len() <= 10 && cleaned.chars().all(|c| c.is_ascii_digit()))
         .then_some(cleaned)
 }
@@ -178,7 +184,10 @@ fn uri_escape(s: &str) -> String {
 
 /// The otpauth URI as an SVG QR code.
 pub fn qr_svg(uri: &str) -> Option<String> {
-    let qr = fast_qr::QRBuilder::new(uri).ecl(fast_qr::ECL::M).build().ok()?;
+    let qr = fast_qr::QRBuilder::new(uri)
+        .ecl(fast_qr::ECL::M)
+        .build()
+        .ok()?;
     Some(fast_qr::convert::svg::SvgBuilder::default().to_str(&qr))
 }
 
@@ -193,9 +202,15 @@ mod tests {
 
     #[test]
     fn rfc4226_appendix_d() {
-        let expected = [755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489];
+        let expected = [
+            755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
+        ];
         for (counter, want) in expected.iter().enumerate() {
-            assert_eq!(hotp(SEED20, counter as u64, Algorithm::Sha1, 6), *want, "counter {counter}");
+            assert_eq!(
+                hotp(SEED20, counter as u64, Algorithm::Sha1, 6),
+                *want,
+                "counter {counter}"
+            );
         }
     }
 
@@ -211,9 +226,21 @@ mod tests {
         ];
         for (t, sha1, sha256, sha512) in cases {
             let step = (t / 30) as u64;
-            assert_eq!(format_code(hotp(SEED20, step, Algorithm::Sha1, 8), 8), sha1, "t={t} sha1");
-            assert_eq!(format_code(hotp(SEED32, step, Algorithm::Sha256, 8), 8), sha256, "t={t} sha256");
-            assert_eq!(format_code(hotp(SEED64, step, Algorithm::Sha512, 8), 8), sha512, "t={t} sha512");
+            assert_eq!(
+                format_code(hotp(SEED20, step, Algorithm::Sha1, 8), 8),
+                sha1,
+                "t={t} sha1"
+            );
+            assert_eq!(
+                format_code(hotp(SEED32, step, Algorithm::Sha256, 8), 8),
+                sha256,
+                "t={t} sha256"
+            );
+            assert_eq!(
+                format_code(hotp(SEED64, step, Algorithm::Sha512, 8), 8),
+                sha512,
+                "t={t} sha512"
+            );
         }
     }
 
@@ -223,15 +250,39 @@ mod tests {
         let now = datetime!(2026-05-01 12:00:15 UTC);
         let step = p.step_at(now);
         let code = |s: i64| format_code(hotp(SEED20, s as u64, Algorithm::Sha1, 6), 6);
-        assert_eq!(verify(SEED20, &p, &code(step), now, 1, None), Some(Match { step, drift: 0 }));
-        assert_eq!(verify(SEED20, &p, &code(step - 1), now, 1, None), Some(Match { step: step - 1, drift: -1 }));
-        assert_eq!(verify(SEED20, &p, &code(step + 1), now, 1, None), Some(Match { step: step + 1, drift: 1 }));
+        assert_eq!(
+            verify(SEED20, &p, &code(step), now, 1, None),
+            Some(Match { step, drift: 0 })
+        );
+        assert_eq!(
+            verify(SEED20, &p, &code(step - 1), now, 1, None),
+            Some(Match {
+                step: step - 1,
+                drift: -1
+            })
+        );
+        assert_eq!(
+            verify(SEED20, &p, &code(step + 1), now, 1, None),
+            Some(Match {
+                step: step + 1,
+                drift: 1
+            })
+        );
         assert_eq!(verify(SEED20, &p, &code(step - 2), now, 1, None), None);
-        assert_eq!(verify(SEED20, &p, &code(step - 2), now, 2, None).map(|m| m.drift), Some(-2));
+        assert_eq!(
+            verify(SEED20, &p, &code(step - 2), now, 2, None).map(|m| m.drift),
+            Some(-2)
+        );
         // A used step, or an earlier one, never matches again.
         assert_eq!(verify(SEED20, &p, &code(step), now, 1, Some(step)), None);
-        assert_eq!(verify(SEED20, &p, &code(step - 1), now, 1, Some(step)), None);
-        assert_eq!(verify(SEED20, &p, &code(step + 1), now, 1, Some(step)).map(|m| m.step), Some(step + 1));
+        assert_eq!(
+            verify(SEED20, &p, &code(step - 1), now, 1, Some(step)),
+            None
+        );
+        assert_eq!(
+            verify(SEED20, &p, &code(step + 1), now, 1, Some(step)).map(|m| m.step),
+            Some(step + 1)
+        );
         // Typing aids and junk.
         let spaced = format!("{} {}", &code(step)[..3], &code(step)[3..]);
         assert!(verify(SEED20, &p, &spaced, now, 1, None).is_some());
@@ -242,12 +293,20 @@ mod tests {
 
     #[test]
     fn otpauth_uri_and_key_text() {
-        let uri = otpauth_uri(SEED20, &TotpParams::default(), "Acme Corp", "alice@example.com");
+        let uri = otpauth_uri(
+            SEED20,
+            &TotpParams::default(),
+            "Acme Corp",
+            "alice@example.com",
+        );
         assert_eq!(
             uri,
             "otpauth://totp/Acme%20Corp:alice@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Acme%20Corp&algorithm=SHA1&digits=6&period=30"
         );
-        assert_eq!(grouped_secret(SEED20), "GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ");
+        assert_eq!(
+            grouped_secret(SEED20),
+            "GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ"
+        );
         assert!(qr_svg(&uri).unwrap().starts_with("<svg"));
     }
 }

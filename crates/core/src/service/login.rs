@@ -1,7 +1,7 @@
 use super::Core;
 use crate::email::Email;
 use crate::error::CoreError;
-use crate::model::{Account, NewSession, RequestMeta, Session};
+use crate::model::{Account, NewSession, RequestMeta, Session, SessionKind};
 use crate::password::Verified;
 use crate::token::{TokenPurpose, token_bytes};
 use secrecy::SecretString;
@@ -14,6 +14,12 @@ pub enum LoginOutcome {
     SignedIn {
         token: SecretString,
         session: Box<Session>,
+    },
+    /// The password was right; `token` is a partial session that can only reach the second
+    /// step. `methods` are the account's second factors, the last used first.
+    SecondFactorRequired {
+        token: SecretString,
+        methods: Vec<String>,
     },
 }
 
@@ -94,8 +100,15 @@ impl Core {
                 .await?;
             return Err(CoreError::EmailNotVerified);
         }
+        let methods = self.second_factor_methods(&account).await?;
+        if !methods.is_empty() {
+            let (token, _) = self
+                .start_session(&account, SessionKind::Partial, vec!["pwd".into()], meta)
+                .await?;
+            return Ok(LoginOutcome::SecondFactorRequired { token, methods });
+        }
         let (token, session) = self
-            .start_session(&account, vec!["pwd".into()], meta)
+            .start_session(&account, SessionKind::Full, vec!["pwd".into()], meta)
             .await?;
         Ok(LoginOutcome::SignedIn {
             token,
@@ -103,38 +116,63 @@ impl Core {
         })
     }
 
-    async fn start_session(
+    /// A new session record and its token, not yet stored.
+    pub(super) fn new_session(
         &self,
         account: &Account,
+        kind: SessionKind,
         amr: Vec<String>,
         meta: &RequestMeta,
-    ) -> Result<(SecretString, Session), CoreError> {
+    ) -> (SecretString, NewSession) {
         let now = self.clock.now();
         let token = self.new_secret();
+        let lifetime = match kind {
+            SessionKind::Full => self.settings.session_lifetime,
+            SessionKind::Partial => self.settings.partial_session_ttl,
+        };
         let session = Session {
             id: self.new_id(),
             account_id: account.id,
+            kind,
+            factor_failures: 0,
+            step_up_at: (kind == SessionKind::Full && amr.iter().any(|m| m == "mfa"))
+                .then_some(now),
             amr,
             auth_time: now,
             created_at: now,
             last_seen_at: now,
-            expires_at: now + self.settings.session_lifetime,
+            expires_at: now + lifetime,
             ip: meta.ip_string(),
             user_agent: meta.user_agent_trimmed(),
             security_stamp: account.security_stamp.clone(),
         };
         let record = NewSession {
-            session: session.clone(),
+            session,
             token_hash: self.hash_token(TokenPurpose::Session, &token_bytes(&token)),
         };
+        (token, record)
+    }
+
+    async fn start_session(
+        &self,
+        account: &Account,
+        kind: SessionKind,
+        amr: Vec<String>,
+        meta: &RequestMeta,
+    ) -> Result<(SecretString, Session), CoreError> {
+        let (token, record) = self.new_session(account, kind, amr, meta);
+        let event = match kind {
+            SessionKind::Full => "login_succeeded",
+            SessionKind::Partial => "login_password_accepted",
+        };
         let audit = self.audit(
-            "login_succeeded",
+            event,
             Some(account.id),
             meta,
-            json!({ "session_id": session.id, "amr": session.amr }),
+            json!({ "session_id": record.session.id, "amr": record.session.amr }),
         );
         self.store.create_session(&record, &audit).await?;
-        Ok((token, session))
+        Ok((token, record.session))
     }
 }
 

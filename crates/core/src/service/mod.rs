@@ -2,15 +2,24 @@
 //! nothing else.
 
 mod account;
+mod admin;
+mod codes;
+mod enrollment;
+mod keys;
 mod login;
 mod outbox;
 mod recovery;
+mod second_step;
 mod sessions;
 mod signup;
+mod verification_api;
 
+pub use codes::CodeUse;
+pub use enrollment::{FactorView, PendingTotp};
 pub use login::LoginOutcome;
 pub use outbox::DeliveryReport;
 pub use sessions::SessionContext;
+pub use verification_api::{ApiCaller, VerifyResult};
 
 use crate::clock::Clock;
 use crate::keys::Keyring;
@@ -38,6 +47,18 @@ pub struct CoreSettings {
     pub password_reset_ttl: Duration,
     pub login_budget_account: Budget,
     pub login_budget_ip: Budget,
+    /// Wrong second-factor codes per account or subject, across sessions.
+    pub second_factor_budget: Budget,
+    /// Wrong codes one partial session may take before it is void.
+    pub partial_session_attempts: u32,
+    /// How long the second step may take after the password.
+    pub partial_session_ttl: Duration,
+    /// TOTP steps accepted either side of the current one.
+    pub totp_window: u32,
+    /// How long an unconfirmed authenticator stays pending.
+    pub pending_factor_ttl: Duration,
+    /// How recent a second factor must be for sensitive changes.
+    pub step_up_window: Duration,
 }
 
 impl Default for CoreSettings {
@@ -51,6 +72,12 @@ impl Default for CoreSettings {
             password_reset_ttl: Duration::hours(1),
             login_budget_account: Budget::login_per_account(),
             login_budget_ip: Budget::login_per_ip(),
+            second_factor_budget: Budget::second_factor(),
+            partial_session_attempts: 5,
+            partial_session_ttl: Duration::minutes(10),
+            totp_window: 1,
+            pending_factor_ttl: Duration::minutes(15),
+            step_up_window: Duration::minutes(5),
         }
     }
 }

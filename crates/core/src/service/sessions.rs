@@ -1,6 +1,6 @@
 use super::Core;
 use crate::error::CoreError;
-use crate::model::{Account, RequestMeta, Session, SessionId};
+use crate::model::{Account, RequestMeta, Session, SessionId, SessionKind};
 use crate::token::{TokenPurpose, decode_token};
 use serde_json::json;
 use time::Duration;
@@ -19,6 +19,15 @@ impl Core {
     /// Resolves a session cookie. Expired (idle or absolute), revoked and stale-stamp sessions
     /// are all simply "not signed in".
     pub async fn authenticate(&self, token: &str) -> Result<SessionContext, CoreError> {
+        let ctx = self.resolve_session(token).await?;
+        if ctx.session.kind != SessionKind::Full {
+            return Err(CoreError::Unauthenticated);
+        }
+        Ok(ctx)
+    }
+
+    /// A session of either kind; only the second step may accept a partial one.
+    pub(super) async fn resolve_session(&self, token: &str) -> Result<SessionContext, CoreError> {
         let bytes = decode_token(token).ok_or(CoreError::Unauthenticated)?;
         let hash = self.hash_token(TokenPurpose::Session, &bytes);
         let (session, account) = self
@@ -42,7 +51,7 @@ impl Core {
 
     /// Ends the session behind a cookie. Unknown tokens are fine: the user is signed out either way.
     pub async fn log_out(&self, token: &str, meta: &RequestMeta) -> Result<(), CoreError> {
-        if let Ok(ctx) = self.authenticate(token).await {
+        if let Ok(ctx) = self.resolve_session(token).await {
             let audit = self.audit(
                 "logout",
                 Some(ctx.account.id),
@@ -65,7 +74,8 @@ impl Core {
             .await?
             .into_iter()
             .filter(|s| {
-                s.expires_at > now
+                s.kind == SessionKind::Full
+                    && s.expires_at > now
                     && s.last_seen_at + self.settings.session_idle_timeout > now
                     && s.security_stamp == ctx.account.security_stamp
             })

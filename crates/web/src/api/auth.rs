@@ -1,7 +1,7 @@
 use super::ApiJson;
 use crate::client::Client;
 use crate::error::ApiError;
-use crate::session::{removal_cookie, session_cookie, session_token};
+use crate::session::{ApiSession, removal_cookie, session_cookie, session_token};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -11,6 +11,7 @@ use axum_extra::extract::cookie::CookieJar;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
+use twofold_core::CoreError;
 use twofold_core::service::LoginOutcome;
 
 #[derive(Deserialize)]
@@ -80,7 +81,68 @@ pub async fn log_in(
             )
                 .into_response())
         }
+        LoginOutcome::SecondFactorRequired { token, methods } => {
+            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+            Ok((
+                jar,
+                Json(json!({ "status": "second_factor_required", "methods": methods })),
+            )
+                .into_response())
+        }
     }
+}
+
+#[derive(Deserialize)]
+pub struct SecondFactor {
+    code: Option<String>,
+    backup_code: Option<String>,
+}
+
+/// The second step: a code from an authenticator, or a backup code.
+pub async fn second_factor(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<SecondFactor>,
+) -> Result<Response, ApiError> {
+    let token = session_token(&jar, &state).ok_or(CoreError::Unauthenticated)?;
+    let code = body
+        .code
+        .or(body.backup_code)
+        .ok_or_else(|| CoreError::invalid("code", "Send a code or a backup_code."))?;
+    match state
+        .core()
+        .complete_second_factor(&token, &code, &meta)
+        .await
+    {
+        Ok((token, session, remaining)) => {
+            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+            let mut body = json!({ "status": "signed_in", "session_id": session.id });
+            if let Some(n) = remaining {
+                body["backup_codes_left"] = json!(n);
+            }
+            Ok((jar, Json(body)).into_response())
+        }
+        Err(e @ CoreError::SecondStepVoid) => {
+            Ok((jar.add(removal_cookie(&state)), ApiError(e)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Proves a second factor again, for sensitive changes made through the API.
+pub async fn step_up(
+    State(state): State<AppState>,
+    ApiSession(ctx): ApiSession,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<SecondFactor>,
+) -> Result<Response, ApiError> {
+    let code = body
+        .code
+        .or(body.backup_code)
+        .ok_or_else(|| CoreError::invalid("code", "Send a code or a backup_code."))?;
+    state.core().step_up(&ctx, &code, &meta).await?;
+    Ok(Json(json!({ "status": "ok" })).into_response())
 }
 
 pub async fn log_out(

@@ -2,6 +2,7 @@
 
 mod account;
 mod auth;
+mod subjects;
 
 use crate::error::problem;
 use crate::state::AppState;
@@ -18,6 +19,9 @@ pub fn routes() -> Router<AppState> {
         .route("/signup", post(auth::signup))
         .route("/email-verification", post(auth::verify_email))
         .route("/session", post(auth::log_in).delete(auth::log_out))
+        .route("/session/second-factor", post(auth::second_factor))
+        .route("/session/step-up", post(auth::step_up))
+        .merge(subjects::routes())
         .route("/password-reset", post(auth::request_password_reset))
         .route(
             "/password-reset/complete",

@@ -4,7 +4,7 @@ use crate::client::Client;
 use crate::csrf::CsrfForm;
 use crate::session::{PageSession, removal_cookie};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
@@ -33,12 +33,32 @@ pub async fn account_page(
     )
 }
 
+#[derive(Deserialize, Default)]
+pub struct SecurityQuery {
+    added: Option<String>,
+    removed: Option<String>,
+    renamed: Option<String>,
+    backup_codes_low: Option<String>,
+}
+
 pub async fn security_page(
     State(state): State<AppState>,
     jar: CookieJar,
     PageSession(ctx): PageSession,
+    Query(q): Query<SecurityQuery>,
 ) -> Response {
-    security(&state, jar, &ctx, StatusCode::OK, None, None).await
+    let notice = if q.added.is_some() {
+        Some("The authenticator was added.")
+    } else if q.removed.is_some() {
+        Some("The authenticator was removed.")
+    } else if q.renamed.is_some() {
+        Some("The name was saved.")
+    } else if q.backup_codes_low.is_some() {
+        Some("You signed in with a backup code. Few are left: create a new set below.")
+    } else {
+        None
+    };
+    security(&state, jar, &ctx, StatusCode::OK, notice, None).await
 }
 
 /// Renders Security settings with an optional notice or error from the action just taken.
@@ -73,13 +93,31 @@ async fn security(
             .collect(),
         Err(e) => return error_page(state, e),
     };
+    let factors: Vec<Value> = match state.core().account_factors(ctx).await {
+        Ok(f) => f
+            .iter()
+            .map(|f| {
+                context! {
+                    id => f.id.to_string(),
+                    label => f.label.clone(),
+                    added => when(f.created_at),
+                    last_used => f.last_used_at.map(when),
+                }
+            })
+            .collect(),
+        Err(e) => return error_page(state, e),
+    };
+    let backup_codes_left = match state.core().account_backup_codes_left(ctx).await {
+        Ok(n) => n,
+        Err(e) => return error_page(state, e),
+    };
     render(
         state,
         jar,
         Some(ctx),
         status,
         "security.html",
-        context! { title => "Security settings", sessions, activity, notice, error },
+        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left },
     )
 }
 
@@ -212,6 +250,17 @@ fn event_label(event: &str) -> String {
         "password_reset_requested" => "Password reset requested".into(),
         "password_reset_completed" => "Password reset".into(),
         "verification_resent" => "Verification email sent again".into(),
+        "login_password_accepted" => "Password accepted, second step started".into(),
+        "second_factor_failed" => "Wrong two-factor code".into(),
+        "second_step_voided" => "Sign-in stopped after too many wrong codes".into(),
+        "second_step_abandoned" => "Sign-in abandoned at the second step".into(),
+        "factor_enrollment_started" => "Started adding an authenticator".into(),
+        "factor_added" => "Authenticator added".into(),
+        "factor_removed" => "Authenticator removed".into(),
+        "backup_codes_regenerated" => "New backup codes created".into(),
+        "backup_code_used" => "Backup code used".into(),
+        "step_up" => "Confirmed with a second factor".into(),
+        "two_factor_reset_by_operator" => "Two-factor authentication reset by an operator".into(),
         other => other.replace('_', " "),
     }
 }

@@ -3,7 +3,9 @@
 mod account;
 pub(crate) use account::describe_browser;
 mod auth;
+mod factors;
 mod password_reset;
+mod second_step;
 
 use crate::csrf;
 use crate::error::{classify, log_if_server_error};
@@ -28,6 +30,33 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", get(auth::logout_page).post(auth::logout))
+        .route(
+            "/login/second-factor",
+            get(second_step::page).post(second_step::submit),
+        )
+        .route(
+            "/account/step-up",
+            get(second_step::step_up_page).post(second_step::step_up),
+        )
+        .route("/account/security/totp", post(factors::begin_totp))
+        .route("/account/security/totp/{id}", get(factors::enroll_page))
+        .route(
+            "/account/security/totp/{id}/confirm",
+            post(factors::confirm_totp),
+        )
+        .route(
+            "/account/security/factors/{id}/rename",
+            post(factors::rename),
+        )
+        .route(
+            "/account/security/factors/{id}/remove",
+            post(factors::remove),
+        )
+        .route(
+            "/account/security/backup-codes",
+            post(factors::regenerate_backup_codes),
+        )
+        .route("/static/twofold.js", get(script_js))
         .route("/account", get(account::account_page))
         .route("/account/security", get(account::security_page))
         .route(
@@ -145,6 +174,17 @@ async fn style_css() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/style.css"),
+    )
+        .into_response()
+}
+
+async fn script_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/twofold.js"),
     )
         .into_response()
 }

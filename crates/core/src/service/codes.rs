@@ -1,0 +1,143 @@
+//! Checking a second-factor code for any owner (hosted account or API subject): the one place
+//! where budgets, replay protection and audit of code checks live.
+
+use super::Core;
+use crate::error::CoreError;
+use crate::factor::{backup_codes, totp};
+use crate::keys::Sealed;
+use crate::model::{Factor, FactorStatus, Owner, RequestMeta};
+use serde_json::json;
+use uuid::Uuid;
+
+/// What a correct code was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeUse {
+    Totp { factor_id: Uuid },
+    BackupCode { remaining: u32 },
+}
+
+impl CodeUse {
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Totp { .. } => "totp",
+            Self::BackupCode { .. } => "backup_code",
+        }
+    }
+}
+
+impl Core {
+    pub(super) fn budget_key(owner: &Owner) -> String {
+        format!("second_factor:{}", owner.key())
+    }
+
+    /// Fails fast when the owner's second-factor budget is spent.
+    pub(super) async fn check_factor_budget(&self, owner: &Owner) -> Result<(), CoreError> {
+        let budget = self.settings.second_factor_budget;
+        let record = self.store.attempts(&Self::budget_key(owner)).await?;
+        match budget.blocked_for(record, self.clock.now()) {
+            Some(retry_after_secs) => Err(CoreError::TooManyAttempts { retry_after_secs }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one wrong code against the owner, whatever was tried, and audits it.
+    pub(super) async fn record_factor_failure(
+        &self,
+        owner: &Owner,
+        account: Option<crate::model::AccountId>,
+        what: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let now = self.clock.now();
+        let budget = self.settings.second_factor_budget;
+        let record = self
+            .store
+            .record_failure(&Self::budget_key(owner), now, now - budget.window)
+            .await?;
+        let audit = self.audit(
+            "second_factor_failed",
+            account,
+            meta,
+            json!({ "owner": owner.key(), "while": what, "failures": record.failures }),
+        );
+        self.store.record_audit(&audit).await?;
+        Ok(())
+    }
+
+    pub(super) fn open_factor_secret(
+        &self,
+        factor: &Factor,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
+        self.keys
+            .open(
+                factor.id.as_bytes(),
+                &Sealed {
+                    key_id: factor.key_id.clone(),
+                    blob: factor.secret.clone(),
+                },
+            )
+            .map_err(|e| CoreError::Internal(format!("cannot open factor secret: {e}")))
+    }
+
+    pub(super) fn backup_code_hash(&self, normalized: &str) -> Vec<u8> {
+        self.keys.token_hash("backup_code", normalized.as_bytes())
+    }
+
+    /// Checks and consumes a code (TOTP of any active factor, or a backup code). `Ok(None)`
+    /// for a wrong, replayed or malformed code, already counted and audited.
+    pub(super) async fn use_second_factor(
+        &self,
+        owner: &Owner,
+        account: Option<crate::model::AccountId>,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<Option<CodeUse>, CoreError> {
+        self.check_factor_budget(owner).await?;
+        let now = self.clock.now();
+        let found = if let Some(normalized) = backup_codes::normalize(code) {
+            self.store
+                .consume_backup_code(&owner.key(), &self.backup_code_hash(&normalized), now)
+                .await?
+                .map(|remaining| CodeUse::BackupCode { remaining })
+        } else {
+            let mut found = None;
+            let factors = self.store.factors_of(&owner.key()).await?;
+            for factor in factors
+                .iter()
+                .filter(|f| f.status == FactorStatus::Active && f.kind == "totp")
+            {
+                let secret = self.open_factor_secret(factor)?;
+                let Some(m) = totp::verify(
+                    &secret,
+                    &factor.params,
+                    code,
+                    now,
+                    self.settings.totp_window,
+                    Some(factor.last_step),
+                ) else {
+                    continue;
+                };
+                // The conditional UPDATE decides: a concurrent request with the same code loses here.
+                if self
+                    .store
+                    .consume_totp_step(factor.id, m.step, m.drift, now)
+                    .await?
+                {
+                    found = Some(CodeUse::Totp {
+                        factor_id: factor.id,
+                    });
+                    break;
+                }
+            }
+            found
+        };
+        match &found {
+            Some(_) => self.store.clear_attempts(&Self::budget_key(owner)).await?,
+            None => {
+                self.record_factor_failure(owner, account, "verify", meta)
+                    .await?
+            }
+        }
+        Ok(found)
+    }
+}

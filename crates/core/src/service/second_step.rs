@@ -1,0 +1,232 @@
+//! The second step of login, and step-up for sensitive changes.
+
+use super::{Core, SessionContext};
+use crate::error::CoreError;
+use crate::mail;
+use crate::model::{Account, Effects, FactorStatus, Owner, RequestMeta, Session, SessionKind};
+use secrecy::SecretString;
+use serde_json::json;
+
+impl Core {
+    /// The account's second-factor methods, the last used first; empty means no 2FA.
+    pub async fn second_factor_methods(&self, account: &Account) -> Result<Vec<String>, CoreError> {
+        let owner = Owner::Account(account.id);
+        let mut factors: Vec<_> = self
+            .store
+            .factors_of(&owner.key())
+            .await?
+            .into_iter()
+            .filter(|f| f.status == FactorStatus::Active)
+            .collect();
+        if factors.is_empty() {
+            return Ok(Vec::new());
+        }
+        factors.sort_by_key(|f| std::cmp::Reverse(f.last_used_at));
+        let mut methods: Vec<String> = Vec::new();
+        for f in factors {
+            if !methods.contains(&f.kind) {
+                methods.push(f.kind);
+            }
+        }
+        if self.store.backup_codes_left(&owner.key()).await? > 0 {
+            methods.push("backup_code".into());
+        }
+        Ok(methods)
+    }
+
+    /// A partial session (password done, second factor pending), for the second-step pages.
+    pub async fn authenticate_partial(&self, token: &str) -> Result<SessionContext, CoreError> {
+        let ctx = self.resolve_session(token).await?;
+        if ctx.session.kind != SessionKind::Partial {
+            return Err(CoreError::Unauthenticated);
+        }
+        Ok(ctx)
+    }
+
+    /// Completes login with a code or backup code. The partial session is replaced by a new
+    /// full session (new token), so nothing learned before the second step carries over.
+    /// Returns the new token and session, and the backup codes left when one was used.
+    pub async fn complete_second_factor(
+        &self,
+        partial_token: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<(SecretString, Session, Option<u32>), CoreError> {
+        let ctx = self.authenticate_partial(partial_token).await?;
+        let owner = Owner::Account(ctx.account.id);
+        let Some(used) = self
+            .use_second_factor(&owner, Some(ctx.account.id), code, meta)
+            .await?
+        else {
+            let failures = self
+                .store
+                .record_session_factor_failure(ctx.session.id)
+                .await?;
+            if failures >= self.settings.partial_session_attempts {
+                self.void_second_step(&ctx, "too_many_wrong_codes", meta)
+                    .await?;
+                return Err(CoreError::SecondStepVoid);
+            }
+            return Err(CoreError::WrongCode);
+        };
+        let amr = match used {
+            super::CodeUse::Totp { .. } => vec!["pwd".into(), "otp".into(), "mfa".into()],
+            super::CodeUse::BackupCode { .. } => {
+                vec!["pwd".into(), "backup_code".into(), "mfa".into()]
+            }
+        };
+        let (token, full) = self.new_session(&ctx.account, SessionKind::Full, amr, meta);
+        let audit = self.audit(
+            "login_succeeded",
+            Some(ctx.account.id),
+            meta,
+            json!({ "session_id": full.session.id, "amr": full.session.amr, "method": used.method() }),
+        );
+        if !self
+            .store
+            .complete_partial_session(ctx.session.id, &full, &audit)
+            .await?
+        {
+            return Err(CoreError::Unauthenticated);
+        }
+        let remaining = match used {
+            super::CodeUse::BackupCode { remaining } => {
+                self.notify_backup_code_used(&ctx.account, remaining, meta)
+                    .await?;
+                Some(remaining)
+            }
+            super::CodeUse::Totp { .. } => None,
+        };
+        Ok((token, full.session, remaining))
+    }
+
+    async fn notify_backup_code_used(
+        &self,
+        account: &Account,
+        remaining: u32,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let item = self.outbox_item(
+            "backup_code_used",
+            &mail::backup_code_used(&self.branding(), &account.email, remaining),
+        )?;
+        let audit = self.audit(
+            "backup_code_used",
+            Some(account.id),
+            meta,
+            json!({ "remaining": remaining }),
+        );
+        self.store.enqueue(&item, Some(&audit)).await?;
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Ends a second step that failed, and tells the owner someone has their password.
+    async fn void_second_step(
+        &self,
+        ctx: &SessionContext,
+        why: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let effects = Effects {
+            audit: self.audit(
+                "second_step_voided",
+                Some(ctx.account.id),
+                meta,
+                json!({ "reason": why }),
+            ),
+            mail: Some(self.outbox_item(
+                "second_step_failed",
+                &mail::second_step_failed(&self.branding(), &ctx.account.email),
+            )?),
+            new_stamp: None,
+        };
+        self.store
+            .void_partial_session(ctx.session.id, &effects)
+            .await?;
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Housekeeping: second steps abandoned past their time. Each owner is told once.
+    pub async fn notify_abandoned_second_steps(&self) -> Result<usize, CoreError> {
+        let accounts = self
+            .store
+            .take_expired_partial_sessions(self.clock.now())
+            .await?;
+        let mut told = std::collections::HashSet::new();
+        for id in accounts {
+            if !told.insert(id) {
+                continue;
+            }
+            let Some(account) = self.store.account_by_id(id).await? else {
+                continue;
+            };
+            let item = self.outbox_item(
+                "second_step_failed",
+                &mail::second_step_failed(&self.branding(), &account.email),
+            )?;
+            let audit = self.audit(
+                "second_step_abandoned",
+                Some(id),
+                &RequestMeta::default(),
+                json!({}),
+            );
+            self.store.enqueue(&item, Some(&audit)).await?;
+        }
+        if !told.is_empty() {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(told.len())
+    }
+
+    /// Whether this session proved a second factor recently enough for a sensitive change.
+    /// Accounts without any factor have nothing to prove.
+    pub async fn require_step_up(&self, ctx: &SessionContext) -> Result<(), CoreError> {
+        if self.second_factor_methods(&ctx.account).await?.is_empty() {
+            return Ok(());
+        }
+        let fresh = ctx
+            .session
+            .step_up_at
+            .is_some_and(|at| self.clock.now() - at <= self.settings.step_up_window);
+        if fresh {
+            Ok(())
+        } else {
+            Err(CoreError::StepUpRequired)
+        }
+    }
+
+    /// Proves a second factor again inside a full session.
+    pub async fn step_up(
+        &self,
+        ctx: &SessionContext,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let owner = Owner::Account(ctx.account.id);
+        match self
+            .use_second_factor(&owner, Some(ctx.account.id), code, meta)
+            .await?
+        {
+            Some(used) => {
+                self.store
+                    .mark_step_up(ctx.session.id, self.clock.now())
+                    .await?;
+                let audit = self.audit(
+                    "step_up",
+                    Some(ctx.account.id),
+                    meta,
+                    json!({ "method": used.method() }),
+                );
+                self.store.record_audit(&audit).await?;
+                if let super::CodeUse::BackupCode { remaining } = used {
+                    self.notify_backup_code_used(&ctx.account, remaining, meta)
+                        .await?;
+                }
+                Ok(())
+            }
+            None => Err(CoreError::WrongCode),
+        }
+    }
+}

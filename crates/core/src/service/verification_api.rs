@@ -1,0 +1,206 @@
+//! The verification API: apps that keep their own logins enroll and check second factors for
+//! their users ("subjects"), authenticated with per-tenant API keys.
+
+use super::Core;
+use super::enrollment::{Changer, FactorView, PendingTotp};
+use crate::error::CoreError;
+use crate::model::{ApiKeyRecord, Owner, RequestMeta};
+use crate::token::decode_token;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use uuid::Uuid;
+
+/// An authenticated API key and the tenant it belongs to.
+#[derive(Debug, Clone)]
+pub struct ApiCaller {
+    pub key_id: Uuid,
+    pub tenant_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyResult {
+    Valid {
+        factor_id: Option<Uuid>,
+        kind: &'static str,
+        backup_codes_left: Option<u32>,
+    },
+    Invalid,
+}
+
+/// API keys look like `tfk_<43 base64url chars>` so they are recognisable in secret scanners.
+const KEY_PREFIX: &str = "tfk_";
+
+impl Core {
+    /// Creates an API key for `tenant` (created if new). The key is returned once; only its
+    /// keyed hash is stored.
+    pub async fn create_api_key(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<(ApiKeyRecord, String), CoreError> {
+        let tenant = tenant.trim();
+        let name = name.trim();
+        if tenant.is_empty() || name.is_empty() || tenant.len() > 100 || name.len() > 100 {
+            return Err(CoreError::invalid(
+                "name",
+                "Tenant and key names must be 1 to 100 characters.",
+            ));
+        }
+        let now = self.clock.now();
+        let tenant_id = self.store.ensure_tenant(tenant, self.new_id(), now).await?;
+        let raw: [u8; 32] = crate::random::random_bytes(self.random.as_ref());
+        let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
+        let record = ApiKeyRecord {
+            id: self.new_id(),
+            tenant_id,
+            name: name.to_owned(),
+        };
+        self.store
+            .create_api_key(&record, &self.keys.token_hash("api_key", &raw), now)
+            .await?;
+        let audit = self.audit(
+            "api_key_created",
+            None,
+            &RequestMeta::default(),
+            json!({ "key_id": record.id, "tenant_id": tenant_id, "name": name }),
+        );
+        self.store.record_audit(&audit).await?;
+        Ok((record, key))
+    }
+
+    pub async fn authenticate_api_key(&self, presented: &str) -> Result<ApiCaller, CoreError> {
+        let raw = presented
+            .trim()
+            .strip_prefix(KEY_PREFIX)
+            .and_then(decode_token)
+            .ok_or(CoreError::Unauthenticated)?;
+        let record = self
+            .store
+            .api_key_by_hash(&self.keys.token_hash("api_key", &raw))
+            .await?
+            .ok_or(CoreError::Unauthenticated)?;
+        Ok(ApiCaller {
+            key_id: record.id,
+            tenant_id: record.tenant_id,
+        })
+    }
+
+    /// The owner for a tenant's subject. Subjects from another tenant simply do not exist here.
+    async fn subject_owner(
+        &self,
+        caller: &ApiCaller,
+        subject: &str,
+        create: bool,
+    ) -> Result<Owner, CoreError> {
+        if subject.is_empty()
+            || subject.chars().count() > 200
+            || subject.chars().any(char::is_control)
+        {
+            return Err(CoreError::invalid(
+                "subject",
+                "A subject is 1 to 200 printable characters.",
+            ));
+        }
+        let create_with = create.then(|| (self.new_id(), self.clock.now()));
+        self.store
+            .subject(caller.tenant_id, subject, create_with)
+            .await?
+            .map(Owner::Subject)
+            .ok_or(CoreError::NotFound)
+    }
+
+    pub async fn api_begin_totp(
+        &self,
+        caller: &ApiCaller,
+        subject: &str,
+        label: &str,
+        meta: &RequestMeta,
+    ) -> Result<PendingTotp, CoreError> {
+        let owner = self.subject_owner(caller, subject, true).await?;
+        self.begin_totp(&owner, label, subject, None, meta).await
+    }
+
+    pub async fn api_confirm_factor(
+        &self,
+        caller: &ApiCaller,
+        subject: &str,
+        id: Uuid,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<Option<Vec<String>>, CoreError> {
+        let owner = self.subject_owner(caller, subject, false).await?;
+        self.confirm_totp(&owner, id, code, Changer::Api, meta)
+            .await
+    }
+
+    /// Checks a code (TOTP or backup code) for a subject. Wrong codes are `Invalid`, not
+    /// errors; a spent budget is `TooManyAttempts`.
+    pub async fn api_verify(
+        &self,
+        caller: &ApiCaller,
+        subject: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<VerifyResult, CoreError> {
+        let owner = match self.subject_owner(caller, subject, false).await {
+            Ok(o) => o,
+            // An unknown subject has no factors: the same answer as a wrong code.
+            Err(CoreError::NotFound) => return Ok(VerifyResult::Invalid),
+            Err(e) => return Err(e),
+        };
+        let result = match self.use_second_factor(&owner, None, code, meta).await? {
+            Some(super::CodeUse::Totp { factor_id }) => VerifyResult::Valid {
+                factor_id: Some(factor_id),
+                kind: "totp",
+                backup_codes_left: None,
+            },
+            Some(super::CodeUse::BackupCode { remaining }) => VerifyResult::Valid {
+                factor_id: None,
+                kind: "backup_code",
+                backup_codes_left: Some(remaining),
+            },
+            None => VerifyResult::Invalid,
+        };
+        if result != VerifyResult::Invalid {
+            let audit = self.audit(
+                "second_factor_verified",
+                None,
+                meta,
+                json!({ "owner": owner.key() }),
+            );
+            self.store.record_audit(&audit).await?;
+        }
+        Ok(result)
+    }
+
+    pub async fn api_factors(
+        &self,
+        caller: &ApiCaller,
+        subject: &str,
+    ) -> Result<Vec<FactorView>, CoreError> {
+        let owner = self.subject_owner(caller, subject, false).await?;
+        self.factor_views(&owner).await
+    }
+
+    pub async fn api_remove_factor(
+        &self,
+        caller: &ApiCaller,
+        subject: &str,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let owner = self.subject_owner(caller, subject, false).await?;
+        self.remove_factor_of(&owner, id, Changer::Api, meta).await
+    }
+
+    pub async fn api_backup_codes(
+        &self,
+        caller: &ApiCaller,
+        subject: &str,
+        meta: &RequestMeta,
+    ) -> Result<Vec<String>, CoreError> {
+        let owner = self.subject_owner(caller, subject, false).await?;
+        self.new_backup_codes(&owner, Changer::Api, meta).await
+    }
+}

@@ -1,0 +1,188 @@
+use crate::SqlStore;
+use crate::codec::{db_error, get, ms, uuid};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use twofold_core::keys::Sealed;
+use twofold_core::model::ApiKeyRecord;
+use twofold_core::ports::{ApiStore, KeyStore, StoreResult};
+use uuid::Uuid;
+
+#[async_trait]
+impl ApiStore for SqlStore {
+    async fn ensure_tenant(
+        &self,
+        name: &str,
+        id_if_new: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<Uuid> {
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(id_if_new.to_string())
+            .bind(name)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let id: String = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        uuid(&id)
+    }
+
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(key.id.to_string())
+            .bind(key.tenant_id.to_string())
+            .bind(&key.name)
+            .bind(hash.to_vec())
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|r| {
+            Ok(ApiKeyRecord {
+                id: uuid(&get::<String>(&r, "id")?)?,
+                tenant_id: uuid(&get::<String>(&r, "tenant_id")?)?,
+                name: get(&r, "name")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn subject(
+        &self,
+        tenant: Uuid,
+        external_id: &str,
+        create_with: Option<(Uuid, OffsetDateTime)>,
+    ) -> StoreResult<Option<Uuid>> {
+        if let Some((id, now)) = create_with {
+            sqlx::query(
+                "INSERT INTO subjects (id, tenant_id, external_id, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant_id, external_id) DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .bind(external_id)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        }
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM subjects WHERE tenant_id = $1 AND external_id = $2")
+                .bind(tenant.to_string())
+                .bind(external_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        id.map(|i| uuid(&i)).transpose()
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn canary(&self) -> StoreResult<Option<Sealed>> {
+        let row = sqlx::query("SELECT key_id, blob FROM key_canary WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(|r| {
+            Ok(Sealed {
+                key_id: get(&r, "key_id")?,
+                blob: get(&r, "blob")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_canary(&self, sealed: &Sealed) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO key_canary (id, key_id, blob) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET key_id = $1, blob = $2",
+        )
+        .bind(&sealed.key_id)
+        .bind(sealed.blob.clone())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn sealed_values(&self) -> StoreResult<Vec<(String, String, Sealed)>> {
+        let mut out = Vec::new();
+        for r in sqlx::query("SELECT id, key_id, secret FROM factors")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+        {
+            out.push((
+                "factors".to_owned(),
+                get(&r, "id")?,
+                Sealed {
+                    key_id: get(&r, "key_id")?,
+                    blob: get(&r, "secret")?,
+                },
+            ));
+        }
+        for r in sqlx::query("SELECT id, key_id, payload FROM outbox WHERE payload IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+        {
+            out.push((
+                "outbox".to_owned(),
+                get(&r, "id")?,
+                Sealed {
+                    key_id: get(&r, "key_id")?,
+                    blob: get(&r, "payload")?,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn reseal(
+        &self,
+        table: &str,
+        id: &str,
+        old_key_id: &str,
+        new: &Sealed,
+    ) -> StoreResult<bool> {
+        let query = match table {
+            "factors" => {
+                "UPDATE factors SET key_id = $3, secret = $4 WHERE id = $1 AND key_id = $2"
+            }
+            "outbox" => {
+                "UPDATE outbox SET key_id = $3, payload = $4 WHERE id = $1 AND key_id = $2 AND payload IS NOT NULL"
+            }
+            _ => return Ok(false),
+        };
+        let done = sqlx::query(query)
+            .bind(id)
+            .bind(old_key_id)
+            .bind(&new.key_id)
+            .bind(new.blob.clone())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        Ok(done == 1)
+    }
+}
