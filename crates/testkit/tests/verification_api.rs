@@ -18,25 +18,40 @@ fn api(app: &TestApp, key: &str, method: reqwest::Method, path: &str) -> reqwest
 
 /// Enrolls and confirms a TOTP factor for `subject`; returns (factor id, secret, backup codes).
 async fn active_factor(app: &TestApp, key: &str, subject: &str) -> (String, String, Vec<String>) {
-    let r = api(app, key, reqwest::Method::POST, &format!("/{subject}/factors"))
-        .json(&json!({"type": "totp", "label": "phone"}))
-        .send()
-        .await
-        .unwrap();
+    let r = api(
+        app,
+        key,
+        reqwest::Method::POST,
+        &format!("/{subject}/factors"),
+    )
+    .json(&json!({"type": "totp", "label": "phone"}))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let secret = created["secret"].as_str().unwrap().to_owned();
     let code = oathtool_code(&secret, app.clock_now());
-    let r = api(app, key, reqwest::Method::POST, &format!("/{subject}/factors/{id}/confirm"))
-        .json(&json!({"code": code}))
-        .send()
-        .await
-        .unwrap();
+    let r = api(
+        app,
+        key,
+        reqwest::Method::POST,
+        &format!("/{subject}/factors/{id}/confirm"),
+    )
+    .json(&json!({"code": code}))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "active");
-    let codes = body["backup_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let codes = body["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
     (id, secret, codes)
 }
 
@@ -56,68 +71,200 @@ async fn enroll_confirm_verify(db: TestDb) {
     let k = key(&app, "acme").await;
 
     // No key, a wrong key: 401 problem+json.
-    let r = reqwest::Client::new().get(app.at("/api/v1/subjects/u1/factors")).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(app.at("/api/v1/subjects/u1/factors"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = api(&app, "tfk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", reqwest::Method::GET, "/u1/factors").send().await.unwrap();
+    let r = api(
+        &app,
+        "tfk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        reqwest::Method::GET,
+        "/u1/factors",
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 401);
 
-    let r = api(&app, &k, reqwest::Method::POST, "/user-42/factors").json(&json!({"type": "totp", "label": "phone"})).send().await.unwrap();
+    let r = api(&app, &k, reqwest::Method::POST, "/user-42/factors")
+        .json(&json!({"type": "totp", "label": "phone"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     assert_eq!(created["status"], "pending");
     let secret = created["secret"].as_str().unwrap().to_owned();
     let uri = created["otpauth_uri"].as_str().unwrap().to_owned();
-    assert_eq!(uri, format!("otpauth://totp/Twofold:user-42?secret={secret}&issuer=Twofold&algorithm=SHA1&digits=6&period=30"));
+    assert_eq!(
+        uri,
+        format!(
+            "otpauth://totp/Twofold:user-42?secret={secret}&issuer=Twofold&algorithm=SHA1&digits=6&period=30"
+        )
+    );
     assert_eq!(secret.len(), 32, "160-bit secret");
-    assert_eq!(decode_qr(created["qr_svg"].as_str().unwrap()), uri, "the QR code decodes to the otpauth URI");
+    assert_eq!(
+        decode_qr(created["qr_svg"].as_str().unwrap()),
+        uri,
+        "the QR code decodes to the otpauth URI"
+    );
     let id = created["id"].as_str().unwrap();
 
     // Pending factors do not verify; a wrong confirmation code is 422.
-    let r = api(&app, &k, reqwest::Method::POST, "/user-42/verify").json(&json!({"code": oathtool_code(&secret, app.clock_now())})).send().await.unwrap();
+    let r = api(&app, &k, reqwest::Method::POST, "/user-42/verify")
+        .json(&json!({"code": oathtool_code(&secret, app.clock_now())}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"valid": false}));
-    let r = api(&app, &k, reqwest::Method::POST, &format!("/user-42/factors/{id}/confirm")).json(&json!({"code": "000000"})).send().await.unwrap();
+    let r = api(
+        &app,
+        &k,
+        reqwest::Method::POST,
+        &format!("/user-42/factors/{id}/confirm"),
+    )
+    .json(&json!({"code": "000000"}))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 422);
-    let r = api(&app, &k, reqwest::Method::POST, &format!("/user-42/factors/{id}/confirm")).json(&json!({"code": oathtool_code(&secret, app.clock_now())})).send().await.unwrap();
+    let r = api(
+        &app,
+        &k,
+        reqwest::Method::POST,
+        &format!("/user-42/factors/{id}/confirm"),
+    )
+    .json(&json!({"code": oathtool_code(&secret, app.clock_now())}))
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     let confirmed: Value = r.json().await.unwrap();
     assert_eq!(confirmed["backup_codes"].as_array().unwrap().len(), 10);
 
     // The confirming step is used up; the next step verifies once.
     let code = oathtool_code(&secret, app.clock_now());
-    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify").json(&json!({"code": code})).send().await.unwrap().json().await.unwrap();
+    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify")
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["valid"], false);
     app.clock.advance(Duration::seconds(30));
     let code = oathtool_code(&secret, app.clock_now());
-    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify").json(&json!({"code": code})).send().await.unwrap().json().await.unwrap();
+    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify")
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r, json!({"valid": true, "factor_id": id, "type": "totp"}));
 
-    let list: Value = api(&app, &k, reqwest::Method::GET, "/user-42/factors").send().await.unwrap().json().await.unwrap();
+    let list: Value = api(&app, &k, reqwest::Method::GET, "/user-42/factors")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["factors"].as_array().unwrap().len(), 1);
 
     // Another tenant cannot see or use this subject.
     let other = key(&app, "globex").await;
-    assert_eq!(api(&app, &other, reqwest::Method::GET, "/user-42/factors").send().await.unwrap().status(), 404);
-    assert_eq!(api(&app, &other, reqwest::Method::DELETE, &format!("/user-42/factors/{id}")).send().await.unwrap().status(), 404);
-    let r: Value = api(&app, &other, reqwest::Method::POST, "/user-42/verify").json(&json!({"code": "123456"})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        api(&app, &other, reqwest::Method::GET, "/user-42/factors")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        api(
+            &app,
+            &other,
+            reqwest::Method::DELETE,
+            &format!("/user-42/factors/{id}")
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        404
+    );
+    let r: Value = api(&app, &other, reqwest::Method::POST, "/user-42/verify")
+        .json(&json!({"code": "123456"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["valid"], false);
 
     // New backup codes replace the old set.
     let old = confirmed["backup_codes"][0].as_str().unwrap().to_owned();
-    let r = api(&app, &k, reqwest::Method::POST, "/user-42/backup-codes").send().await.unwrap();
+    let r = api(&app, &k, reqwest::Method::POST, "/user-42/backup-codes")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let fresh: Value = r.json().await.unwrap();
-    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify").json(&json!({"code": old})).send().await.unwrap().json().await.unwrap();
+    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify")
+        .json(&json!({"code": old}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["valid"], false, "old backup codes stop working");
-    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify").json(&json!({"code": fresh["codes"][0]})).send().await.unwrap().json().await.unwrap();
+    let r: Value = api(&app, &k, reqwest::Method::POST, "/user-42/verify")
+        .json(&json!({"code": fresh["codes"][0]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["valid"], true);
     assert_eq!(r["type"], "backup_code");
     assert_eq!(r["backup_codes_left"], 9);
 
-    assert_eq!(api(&app, &k, reqwest::Method::DELETE, &format!("/user-42/factors/{id}")).send().await.unwrap().status(), 204);
-    let list: Value = api(&app, &k, reqwest::Method::GET, "/user-42/factors").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        api(
+            &app,
+            &k,
+            reqwest::Method::DELETE,
+            &format!("/user-42/factors/{id}")
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        204
+    );
+    let list: Value = api(&app, &k, reqwest::Method::GET, "/user-42/factors")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(list["factors"].as_array().unwrap().is_empty());
 
-    let r = api(&app, &k, reqwest::Method::POST, "/user-42/factors").json(&json!({"type": "sms"})).send().await.unwrap();
+    let r = api(&app, &k, reqwest::Method::POST, "/user-42/factors")
+        .json(&json!({"type": "sms"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 }
 both_backends!(enroll_confirm_verify_case, enroll_confirm_verify);
@@ -129,11 +276,22 @@ async fn one_code_verifies_once_under_concurrency(db: TestDb) {
     let (_, secret, _) = active_factor(&app, &k, "racer-totp").await;
     let (_, _, codes) = active_factor(&app, &k, "racer-backup").await;
     app.clock.advance(Duration::seconds(30));
-    for (subject, code) in [("racer-totp", oathtool_code(&secret, app.clock_now())), ("racer-backup", codes[3].clone())] {
+    for (subject, code) in [
+        ("racer-totp", oathtool_code(&secret, app.clock_now())),
+        ("racer-backup", codes[3].clone()),
+    ] {
         let mut tasks = Vec::new();
         for _ in 0..50 {
-            let req = api(&app, &k, reqwest::Method::POST, &format!("/{subject}/verify")).json(&json!({"code": code}));
-            tasks.push(tokio::spawn(async move { req.send().await.unwrap().json::<Value>().await.unwrap()["valid"] == true }));
+            let req = api(
+                &app,
+                &k,
+                reqwest::Method::POST,
+                &format!("/{subject}/verify"),
+            )
+            .json(&json!({"code": code}));
+            tasks.push(tokio::spawn(async move {
+                req.send().await.unwrap().json::<Value>().await.unwrap()["valid"] == true
+            }));
         }
         let mut valid = 0;
         for t in tasks {
@@ -141,25 +299,46 @@ async fn one_code_verifies_once_under_concurrency(db: TestDb) {
                 valid += 1;
             }
         }
-        assert_eq!(valid, 1, "exactly one of 50 concurrent requests with {code} may succeed");
+        assert_eq!(
+            valid, 1,
+            "exactly one of 50 concurrent requests with {code} may succeed"
+        );
     }
 }
-both_backends!(concurrent_replay_case, one_code_verifies_once_under_concurrency);
+both_backends!(
+    concurrent_replay_case,
+    one_code_verifies_once_under_concurrency
+);
 
 async fn verify_budget_answers_429(db: TestDb) {
     let app = spawn_app(db).await;
     let k = key(&app, "acme").await;
     let (_, secret, _) = active_factor(&app, &k, "guessed").await;
     for _ in 0..10 {
-        let r = api(&app, &k, reqwest::Method::POST, "/guessed/verify").json(&json!({"code": "000000"})).send().await.unwrap();
+        let r = api(&app, &k, reqwest::Method::POST, "/guessed/verify")
+            .json(&json!({"code": "000000"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
     app.clock.advance(Duration::seconds(29));
-    let r = api(&app, &k, reqwest::Method::POST, "/guessed/verify").json(&json!({"code": oathtool_code(&secret, app.clock_now())})).send().await.unwrap();
+    let r = api(&app, &k, reqwest::Method::POST, "/guessed/verify")
+        .json(&json!({"code": oathtool_code(&secret, app.clock_now())}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().get("retry-after").is_some());
     app.clock.advance(Duration::seconds(31));
-    let r: Value = api(&app, &k, reqwest::Method::POST, "/guessed/verify").json(&json!({"code": oathtool_code(&secret, app.clock_now())})).send().await.unwrap().json().await.unwrap();
+    let r: Value = api(&app, &k, reqwest::Method::POST, "/guessed/verify")
+        .json(&json!({"code": oathtool_code(&secret, app.clock_now())}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["valid"], true);
 }
 both_backends!(verify_budget_case, verify_budget_answers_429);

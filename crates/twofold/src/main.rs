@@ -3,6 +3,7 @@
 mod config;
 mod data_dir;
 mod healthcheck;
+mod operator;
 mod serve;
 mod telemetry;
 mod users;
@@ -58,6 +59,16 @@ enum Command {
     User {
         #[command(subcommand)]
         command: users::UserCommand,
+    },
+    /// Manage API keys of the verification API.
+    Apikey {
+        #[command(subcommand)]
+        command: operator::ApiKeyCommand,
+    },
+    /// Manage the data-encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: operator::KeysCommand,
     },
 }
 
@@ -120,6 +131,12 @@ fn main() -> ExitCode {
             }
             Command::Healthcheck { url } => Ok(healthcheck::run(&settings, url.as_deref()).await),
             Command::User { command } => users::run(&settings, command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Apikey { command } => operator::api_key(&settings, command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Keys { command } => operator::keys(&settings, command)
                 .await
                 .map(|_| ExitCode::SUCCESS),
         }

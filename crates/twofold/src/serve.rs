@@ -48,6 +48,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         session_lifetime: time::Duration::hours(i64::from(settings.session.lifetime_hours)),
         ..CoreSettings::default()
     };
+    let keys_path = settings.keys_path();
     let core = Core::new(
         Arc::new(store.clone()),
         Arc::new(SystemClock),
@@ -55,7 +56,19 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         Arc::new(keys),
         Arc::new(hasher),
         core_settings,
-    );
+    )
+    .with_key_source(Arc::new(move || {
+        crate::data_dir::load_or_create_keys(&keys_path)
+            .map(|(ring, _)| ring)
+            .map_err(|e| format!("{e:#}"))
+    }));
+    core.check_key_canary()
+        .await
+        .map_err(|e| match e {
+            twofold_core::CoreError::Internal(m) => anyhow::anyhow!(m),
+            e => anyhow::anyhow!("{e}"),
+        })
+        .context("start-up key check")?;
     Ok((Arc::new(core), store))
 }
 
@@ -165,17 +178,27 @@ pub async fn run(settings: Settings) -> Result<()> {
     Ok(())
 }
 
-/// Periodic clean-up that any node may do: expired sessions.
+/// Periodic work that any node may do: telling owners about abandoned second steps (every
+/// minute, so the mail goes out soon after the 10 minutes) and dropping expired sessions.
 async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
-    loop {
-        match core.purge_expired_sessions().await {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+    for round in 0u64.. {
+        match core.notify_abandoned_second_steps().await {
+            Ok(n) if n > 0 => {
+                tracing::info!(accounts = n, "owners told about abandoned second steps")
+            }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
+            Err(e) => tracing::warn!(error = %e, "abandoned second-step check failed"),
+        }
+        if round % 10 == 0 {
+            match core.purge_expired_sessions().await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
     }
 }

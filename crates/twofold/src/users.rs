@@ -17,6 +17,14 @@ pub enum UserCommand {
     },
     /// Show one account and its recent security events.
     Show { email: String },
+    /// Remove every second factor and backup code of an account (for example a lost phone),
+    /// sign out its sessions and tell the owner. The reason goes to the audit log.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        email: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// List accounts, oldest first.
     List {
         #[arg(long, default_value_t = 100)]
@@ -72,6 +80,21 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
             {
                 println!("  {}  {:<28} {}", e.at, e.event, e.ip.unwrap_or_default());
             }
+            Ok(())
+        }
+        UserCommand::Reset2fa { email, reason } => {
+            let meta = RequestMeta {
+                ip: None,
+                user_agent: Some("twofold cli".into()),
+            };
+            let removed = core
+                .reset_two_factor(&email, &reason, &meta)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "removed {removed} factor(s) and all backup codes; every session signed out; the owner is notified"
+            );
+            // Let the outbox worker of a running server send the mail; nothing else to do here.
             Ok(())
         }
         UserCommand::List { limit, offset } => {

@@ -404,3 +404,119 @@ fn user_commands_and_healthcheck() {
     assert_eq!(status, 200);
     server.stop();
 }
+
+fn run(args: &[&str], data: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+fn code_for(secret: &str, offset_secs: i64) -> String {
+    let at = time::OffsetDateTime::now_utc().unix_timestamp() + offset_secs;
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "--now"])
+        .arg(format!("@{at}"))
+        .arg(secret)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn api_keys_and_key_rotation_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run(
+        &["apikey", "create", "--name", "shop", "--tenant", "acme"],
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(
+        key.starts_with("tfk_"),
+        "the key is alone on the last line: {stdout}"
+    );
+
+    let server = Server::start(&data, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = reqwest::Client::new();
+    let (secret, factor) = rt.block_on(async {
+        let r: serde_json::Value = c
+            .post(server.at("/api/v1/subjects/u1/factors"))
+            .bearer_auth(&key)
+            .json(&json!({"type": "totp"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let secret = r["secret"].as_str().unwrap().to_owned();
+        let id = r["id"].as_str().unwrap().to_owned();
+        let r = c
+            .post(server.at(&format!("/api/v1/subjects/u1/factors/{id}/confirm")))
+            .bearer_auth(&key)
+            .json(&json!({"code": code_for(&secret, 0)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        (secret, id)
+    });
+
+    let out = run(&["keys", "rotate"], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("re-sealed 1 secret"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let keyfile = std::fs::read_to_string(data.join("data-keys")).unwrap();
+    assert_eq!(keyfile.lines().filter(|l| !l.starts_with('#')).count(), 2);
+
+    // The running server meets the new key id, reloads the key file and still verifies.
+    rt.block_on(async {
+        let r: serde_json::Value = c
+            .post(server.at("/api/v1/subjects/u1/verify"))
+            .bearer_auth(&key)
+            .json(&json!({"code": code_for(&secret, 30)}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["valid"], true, "{r}");
+        assert_eq!(r["factor_id"], factor.as_str());
+    });
+    let (status, log) = server.stop();
+    assert!(status.success());
+    assert!(
+        !log.contains(&secret),
+        "the TOTP secret must never be logged"
+    );
+    assert!(!log.contains(&key), "API keys must never be logged");
+
+    // A key file that does not belong to this database stops start-up with a clear message.
+    std::fs::write(
+        data.join("data-keys"),
+        twofold_core::keys::Keyring::generate_file(&twofold_core::random::OsRandom).as_str(),
+    )
+    .unwrap();
+    let out = run(&["serve", "--listen", "127.0.0.1:0"], &data);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open this database's canary"), "{err}");
+}

@@ -68,19 +68,19 @@ impl Core {
         &self,
         factor: &Factor,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
-        self.keys
-            .open(
-                factor.id.as_bytes(),
-                &Sealed {
-                    key_id: factor.key_id.clone(),
-                    blob: factor.secret.clone(),
-                },
-            )
-            .map_err(|e| CoreError::Internal(format!("cannot open factor secret: {e}")))
+        self.open_sealed(
+            factor.id.as_bytes(),
+            &Sealed {
+                key_id: factor.key_id.clone(),
+                blob: factor.secret.clone(),
+            },
+        )
+        .map_err(|e| CoreError::Internal(format!("cannot open factor secret: {e}")))
     }
 
     pub(super) fn backup_code_hash(&self, normalized: &str) -> Vec<u8> {
-        self.keys.token_hash("backup_code", normalized.as_bytes())
+        self.keyring()
+            .token_hash("backup_code", normalized.as_bytes())
     }
 
     /// Checks and consumes a code (TOTP of any active factor, or a backup code). `Ok(None)`

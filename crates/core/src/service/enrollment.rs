@@ -163,7 +163,7 @@ impl Core {
         let secret: zeroize::Zeroizing<[u8; 20]> =
             zeroize::Zeroizing::new(random_bytes(self.random.as_ref()));
         let sealed = self
-            .keys
+            .keyring()
             .seal(self.random.as_ref(), id.as_bytes(), secret.as_ref());
         let factor = Factor {
             id,

@@ -13,11 +13,11 @@ impl Core {
     pub async fn check_key_canary(&self) -> Result<(), CoreError> {
         match self.store.canary().await? {
             None => {
-                let sealed = self.keys.seal(self.random.as_ref(), b"canary", CANARY);
+                let sealed = self.keyring().seal(self.random.as_ref(), b"canary", CANARY);
                 self.store.set_canary(&sealed).await?;
                 Ok(())
             }
-            Some(sealed) => match self.keys.open(b"canary", &sealed) {
+            Some(sealed) => match self.open_sealed(b"canary", &sealed) {
                 Ok(plain) if plain.as_slice() == CANARY => Ok(()),
                 _ => Err(CoreError::Internal(format!(
                     "the data-encryption keys cannot open this database's canary (sealed with key {}): wrong or missing key file",
@@ -30,7 +30,7 @@ impl Core {
     /// Re-seals every secret not yet under the newest key. Safe to run while servers run:
     /// each row changes only if it is still under the key it was read with.
     pub async fn reseal_all(&self) -> Result<usize, CoreError> {
-        let active = self.keys.active_key_id().to_owned();
+        let active = self.keyring().active_key_id().to_owned();
         let mut done = 0;
         for (table, id, sealed) in self.store.sealed_values().await? {
             if sealed.key_id == active {
@@ -38,10 +38,11 @@ impl Core {
             }
             let row = Uuid::parse_str(&id).map_err(|e| CoreError::Internal(e.to_string()))?;
             let plain = self
-                .keys
-                .open(row.as_bytes(), &sealed)
+                .open_sealed(row.as_bytes(), &sealed)
                 .map_err(|e| CoreError::Internal(format!("{table} {id}: {e}")))?;
-            let resealed: Sealed = self.keys.seal(self.random.as_ref(), row.as_bytes(), &plain);
+            let resealed: Sealed =
+                self.keyring()
+                    .seal(self.random.as_ref(), row.as_bytes(), &plain);
             if self
                 .store
                 .reseal(&table, &id, &sealed.key_id, &resealed)
@@ -50,7 +51,7 @@ impl Core {
                 done += 1;
             }
         }
-        let canary = self.keys.seal(self.random.as_ref(), b"canary", CANARY);
+        let canary = self.keyring().seal(self.random.as_ref(), b"canary", CANARY);
         self.store.set_canary(&canary).await?;
         Ok(done)
     }

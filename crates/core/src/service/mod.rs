@@ -87,11 +87,15 @@ pub struct Core {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
-    keys: Arc<Keyring>,
+    keys: std::sync::RwLock<Arc<Keyring>>,
+    /// Re-reads the key file when sealed data names a key this node has not loaded yet.
+    key_source: Option<KeySource>,
     hasher: Arc<PasswordHasher>,
     settings: CoreSettings,
     outbox_wakeup: Arc<Notify>,
 }
+
+pub type KeySource = Arc<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
 
 impl Core {
     pub fn new(
@@ -106,10 +110,44 @@ impl Core {
             store,
             clock,
             random,
-            keys,
+            keys: std::sync::RwLock::new(keys),
+            key_source: None,
             hasher,
             settings,
             outbox_wakeup: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Lets this node pick up keys added while it runs (`twofold keys rotate`).
+    pub fn with_key_source(mut self, source: KeySource) -> Self {
+        self.key_source = Some(source);
+        self
+    }
+
+    fn keyring(&self) -> Arc<Keyring> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Opens sealed data. A key id this node has not loaded yet means another process added
+    /// a key: the key file is read again, once, before giving up.
+    pub(super) fn open_sealed(
+        &self,
+        context: &[u8],
+        sealed: &crate::keys::Sealed,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, crate::keys::KeyError> {
+        match self.keyring().open(context, sealed) {
+            Err(crate::keys::KeyError::UnknownKey(id)) => {
+                let Some(source) = &self.key_source else {
+                    return Err(crate::keys::KeyError::UnknownKey(id));
+                };
+                let ring = source().map_err(|e| {
+                    tracing::error!(error = %e, "cannot reload the key file");
+                    crate::keys::KeyError::UnknownKey(id)
+                })?;
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+                self.keyring().open(context, sealed)
+            }
+            other => other,
         }
     }
 
@@ -132,7 +170,7 @@ impl Core {
 
     /// A tag binding a CSRF cookie to the forms that carry it (signed double submit).
     pub fn csrf_tag(&self, cookie_secret: &str) -> String {
-        URL_SAFE_NO_PAD.encode(self.keys.token_hash("csrf", cookie_secret.as_bytes()))
+        URL_SAFE_NO_PAD.encode(self.keyring().token_hash("csrf", cookie_secret.as_bytes()))
     }
 
     /// Constant-time check of a submitted CSRF tag.
@@ -192,7 +230,9 @@ impl Core {
         let id = self.new_id();
         let json = serde_json::to_vec(mail)
             .map_err(|e| crate::CoreError::Internal(format!("encode mail: {e}")))?;
-        let sealed = self.keys.seal(self.random.as_ref(), id.as_bytes(), &json);
+        let sealed = self
+            .keyring()
+            .seal(self.random.as_ref(), id.as_bytes(), &json);
         Ok(NewOutboxItem {
             id,
             kind,
@@ -203,6 +243,6 @@ impl Core {
     }
 
     fn hash_token(&self, purpose: crate::token::TokenPurpose, token: &[u8]) -> Vec<u8> {
-        self.keys.token_hash(purpose.as_str(), token)
+        self.keyring().token_hash(purpose.as_str(), token)
     }
 }

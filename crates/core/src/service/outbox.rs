@@ -78,8 +78,7 @@ impl Core {
             blob: item.payload.clone(),
         };
         let json = self
-            .keys
-            .open(item.id.as_bytes(), &sealed)
+            .open_sealed(item.id.as_bytes(), &sealed)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         serde_json::from_slice(&json).map_err(|e| CoreError::Internal(format!("decode mail: {e}")))
     }

@@ -57,7 +57,7 @@ impl Core {
             name: name.to_owned(),
         };
         self.store
-            .create_api_key(&record, &self.keys.token_hash("api_key", &raw), now)
+            .create_api_key(&record, &self.keyring().token_hash("api_key", &raw), now)
             .await?;
         let audit = self.audit(
             "api_key_created",
@@ -77,7 +77,7 @@ impl Core {
             .ok_or(CoreError::Unauthenticated)?;
         let record = self
             .store
-            .api_key_by_hash(&self.keys.token_hash("api_key", &raw))
+            .api_key_by_hash(&self.keyring().token_hash("api_key", &raw))
             .await?
             .ok_or(CoreError::Unauthenticated)?;
         Ok(ApiCaller {

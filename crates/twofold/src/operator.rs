@@ -1,0 +1,79 @@
+//! Operator commands for API keys and data-encryption keys.
+
+use crate::config::Settings;
+use crate::serve::build_core;
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use std::io::Write;
+use twofold_core::keys::Keyring;
+use twofold_core::random::OsRandom;
+
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key. The key is printed once, alone on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The tenant the key belongs to (created if new); subjects are scoped by tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Add a new data-encryption key and re-seal every secret under it. Running servers pick
+    /// the new key up from the key file when they first meet it.
+    Rotate,
+}
+
+pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> Result<()> {
+    let (core, store) = build_core(settings, &settings.public_url_for(settings.listen)).await?;
+    let result = match command {
+        ApiKeyCommand::Create { name, tenant } => match core.create_api_key(&tenant, &name).await {
+            Ok((record, key)) => {
+                println!(
+                    "created API key {} ({}) for tenant {tenant}; it is shown only now:",
+                    record.id, record.name
+                );
+                println!("{key}");
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        },
+    };
+    store.close().await;
+    result
+}
+
+pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::Rotate => {
+            let path = settings.keys_path();
+            if !path.exists() {
+                bail!("no key file at {}", path.display());
+            }
+            // Prove the current keys open this database before adding anything.
+            let (_, store) =
+                build_core(settings, &settings.public_url_for(settings.listen)).await?;
+            store.close().await;
+            let line = Keyring::generate_file(&OsRandom);
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            file.write_all(line.as_bytes())?;
+            file.sync_all()?;
+            let (core, store) =
+                build_core(settings, &settings.public_url_for(settings.listen)).await?;
+            let result = core.reseal_all().await.map_err(|e| anyhow::anyhow!("{e}"));
+            store.close().await;
+            let n = result?;
+            println!(
+                "added a new data-encryption key and re-sealed {n} secret(s) under it; keep the old keys in {} until every backup that needs them is gone",
+                path.display()
+            );
+            Ok(())
+        }
+    }
+}
