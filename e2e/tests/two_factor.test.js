@@ -110,7 +110,8 @@ for (const backend of backends()) {
       await page.getByRole('link', { name: 'Use a backup code' }).click();
       await page.getByLabel('Backup code').fill(codes[0]);
       await page.getByRole('button', { name: 'Verify' }).click();
-      await page.waitForURL(/\/account$/);
+      await page.waitForURL(/\/account\?backup_codes_left=9$/);
+      await page.getByText('9 unused backup codes are left').waitFor();
       await page.goto(url('/account/security'));
       await page.getByText('9 unused backup codes left').waitFor();
     });

@@ -37,7 +37,21 @@ pub struct Settings {
     pub mail: MailSettings,
     pub session: SessionSettings,
     pub password_hashing: HashingSettings,
+    pub second_factor: SecondFactorSettings,
     pub branding: Branding,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecondFactorSettings {
+    /// TOTP steps accepted either side of the current one (clock drift of phones).
+    pub totp_window: u32,
+}
+
+impl Default for SecondFactorSettings {
+    fn default() -> Self {
+        Self { totp_window: 1 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -106,6 +120,7 @@ impl Default for Settings {
             mail: MailSettings::default(),
             session: SessionSettings::default(),
             password_hashing: HashingSettings::default(),
+            second_factor: SecondFactorSettings::default(),
             branding: Branding::default(),
         }
     }
@@ -206,6 +221,9 @@ impl Settings {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             bail!("public_url must start with http:// or https://");
+        }
+        if self.second_factor.totp_window > 3 {
+            bail!("second_factor.totp_window must be 0 to 3 steps");
         }
         if self.session.idle_timeout_minutes == 0 || self.session.lifetime_hours == 0 {
             bail!("session timeouts must be positive");

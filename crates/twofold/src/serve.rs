@@ -46,6 +46,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
             settings.session.idle_timeout_minutes,
         )),
         session_lifetime: time::Duration::hours(i64::from(settings.session.lifetime_hours)),
+        totp_window: settings.second_factor.totp_window,
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();

@@ -30,13 +30,14 @@ impl Core {
         format!("second_factor:{}", owner.key())
     }
 
-    /// Fails fast when the owner's second-factor budget is spent.
-    pub(super) async fn check_factor_budget(&self, owner: &Owner) -> Result<(), CoreError> {
+    /// Fails fast when the owner's second-factor budget is spent. `Ok(true)` when earlier
+    /// failures are on record (so a success has something to clear).
+    pub(super) async fn check_factor_budget(&self, owner: &Owner) -> Result<bool, CoreError> {
         let budget = self.settings.second_factor_budget;
         let record = self.store.attempts(&Self::budget_key(owner)).await?;
         match budget.blocked_for(record, self.clock.now()) {
             Some(retry_after_secs) => Err(CoreError::TooManyAttempts { retry_after_secs }),
-            None => Ok(()),
+            None => Ok(record.is_some()),
         }
     }
 
@@ -92,7 +93,7 @@ impl Core {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<Option<CodeUse>, CoreError> {
-        self.check_factor_budget(owner).await?;
+        let had_failures = self.check_factor_budget(owner).await?;
         let now = self.clock.now();
         let found = if let Some(normalized) = backup_codes::normalize(code) {
             self.store
@@ -132,7 +133,10 @@ impl Core {
             found
         };
         match &found {
-            Some(_) => self.store.clear_attempts(&Self::budget_key(owner)).await?,
+            // A code check stays at three statements (budget, factors, consume) unless there
+            // are failures to forget.
+            Some(_) if had_failures => self.store.clear_attempts(&Self::budget_key(owner)).await?,
+            Some(_) => {}
             None => {
                 self.record_factor_failure(owner, account, "verify", meta)
                     .await?

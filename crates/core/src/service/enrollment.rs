@@ -229,7 +229,7 @@ impl Core {
             Changer::Session(ctx) => Some(ctx.account.id),
             Changer::Api => None,
         };
-        self.check_factor_budget(owner).await?;
+        let had_failures = self.check_factor_budget(owner).await?;
         let now = self.clock.now();
         let factors = self.store.factors_of(&owner.key()).await?;
         let factor = factors
@@ -282,7 +282,9 @@ impl Core {
         {
             return Err(CoreError::NotFound);
         }
-        self.store.clear_attempts(&Self::budget_key(owner)).await?;
+        if had_failures {
+            self.store.clear_attempts(&Self::budget_key(owner)).await?;
+        }
         self.outbox_wakeup.notify_one();
         Ok(first.then_some(codes))
     }

@@ -14,11 +14,20 @@ use serde::Deserialize;
 use twofold_core::service::SessionContext;
 use uuid::Uuid;
 
+#[derive(Deserialize, Default)]
+pub struct AccountQuery {
+    backup_codes_left: Option<u32>,
+}
+
 pub async fn account_page(
     State(state): State<AppState>,
     jar: CookieJar,
     PageSession(ctx): PageSession,
+    Query(q): Query<AccountQuery>,
 ) -> Response {
+    let notice = q
+        .backup_codes_left
+        .map(|n| format!("You signed in with a backup code. {n} unused backup codes are left."));
     let account = context! {
         email => &ctx.account.email,
         created_at => when(ctx.account.created_at),
@@ -29,7 +38,7 @@ pub async fn account_page(
         Some(&ctx),
         StatusCode::OK,
         "account.html",
-        context! { title => "Your account", account },
+        context! { title => "Your account", account, notice },
     )
 }
 

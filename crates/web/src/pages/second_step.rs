@@ -81,10 +81,11 @@ pub async fn submit(
         Ok((token, _, remaining)) => {
             let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
             let to = match remaining {
-                Some(n) if n <= 3 => "/account/security?backup_codes_low=1",
-                _ => "/account",
+                Some(n) if n <= 3 => "/account/security?backup_codes_low=1".to_owned(),
+                Some(n) => format!("/account?backup_codes_left={n}"),
+                None => "/account".to_owned(),
             };
-            (jar, Redirect::to(to)).into_response()
+            (jar, Redirect::to(&to)).into_response()
         }
         Err(CoreError::Unauthenticated) => Redirect::to("/login").into_response(),
         Err(CoreError::SecondStepVoid) => {
