@@ -1,6 +1,7 @@
 use crate::SqlStore;
 use crate::audit::insert_audit;
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
+use crate::effects::bump_stamp;
 use crate::outbox::insert_outbox;
 use crate::tokens::insert_token;
 use async_trait::async_trait;
@@ -126,26 +127,18 @@ impl AccountStore for SqlStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query("UPDATE accounts SET password_hash = $2, security_stamp = $3 WHERE id = $1")
+        sqlx::query("UPDATE accounts SET password_hash = $2 WHERE id = $1")
             .bind(id.to_string())
             .bind(new_hash)
-            .bind(new_stamp)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
-        sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
-            .bind(id.to_string())
-            .bind(&keep)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("UPDATE sessions SET security_stamp = $2 WHERE id = $1")
-            .bind(&keep)
-            .bind(new_stamp)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let change = StampChange {
+            account: id,
+            stamp: new_stamp.to_owned(),
+            keep_session: keep,
+        };
+        bump_stamp(&mut tx, &change).await?;
         // Outstanding reset links were issued for the old password; void them.
         sqlx::query(
             "UPDATE account_tokens SET used_at = created_at

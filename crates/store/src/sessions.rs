@@ -65,6 +65,17 @@ async fn insert_session(tx: &mut Transaction<'_, Any>, new: &NewSession) -> Stor
     Ok(())
 }
 
+/// Removes a partial session; `false` if it was already gone (used, voided or expired away).
+async fn delete_partial(tx: &mut Transaction<'_, Any>, id: SessionId) -> StoreResult<bool> {
+    let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind = 'partial'")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(gone == 1)
+}
+
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn create_session(&self, new: &NewSession, audit: &AuditEvent) -> StoreResult<()> {
@@ -173,13 +184,7 @@ impl SessionStore for SqlStore {
         audit: &AuditEvent,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind = 'partial'")
-            .bind(partial.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if gone != 1 {
+        if !delete_partial(&mut tx, partial).await? {
             return Ok(false);
         }
         insert_session(&mut tx, full).await?;
@@ -214,13 +219,7 @@ impl SessionStore for SqlStore {
 
     async fn void_partial_session(&self, id: SessionId, effects: &Effects) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind = 'partial'")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if gone != 1 {
+        if !delete_partial(&mut tx, id).await? {
             return Ok(false);
         }
         apply_effects(&mut tx, effects).await?;
