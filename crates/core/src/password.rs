@@ -6,9 +6,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::Semaphore;
+use std::sync::{Arc, Mutex};
 
 pub const MIN_LEN: usize = 8;
 pub const MAX_LEN: usize = 128;
@@ -57,15 +55,16 @@ impl Default for HashParams {
     }
 }
 
-/// Argon2id on a pool of `workers` blocking threads with at most `queue` callers waiting.
-/// Past that the caller gets [`CoreError::Busy`] at once, so a login flood cannot starve
-/// everything else of CPU or pile up unbounded work.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Argon2id on `workers` dedicated threads with at most `queue` jobs waiting. Past that the
+/// caller gets [`CoreError::Busy`] at once, so a login flood cannot starve everything else of
+/// CPU or pile up unbounded work. Dedicated threads (rather than the runtime's blocking pool,
+/// which grows to hundreds of threads) also keep memory flat: each thread's allocator arena
+/// holds on to its 19 MiB Argon2 blocks.
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
-    /// Callers running or waiting; at `capacity` new callers are turned away.
-    waiting: AtomicUsize,
-    capacity: usize,
+    jobs: tokio::sync::mpsc::Sender<Job>,
     dummy_hash: String,
 }
 
@@ -79,11 +78,30 @@ impl PasswordHasher {
         let params = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, None)
             .map_err(|e| CoreError::Internal(format!("argon2 parameters: {e}")))?;
         let dummy_hash = hash_blocking(&params, "twofold dummy password for unknown accounts")?;
+        let (jobs, receiver) = tokio::sync::mpsc::channel::<Job>(queue.max(1));
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..workers.max(1) {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("twofold-argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // One idle worker waits on the queue at a time; the others wait here.
+                        let job = receiver
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|e| CoreError::Internal(format!("cannot start a hashing thread: {e}")))?;
+        }
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(workers.max(1))),
-            waiting: AtomicUsize::new(0),
-            capacity: workers.max(1) + queue,
+            jobs,
             dummy_hash,
         })
     }
@@ -113,35 +131,21 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CoreError> {
-        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _leave = DecrementOnDrop(&self.waiting);
-        if queued >= self.capacity {
-            return Err(CoreError::Busy {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(job());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => CoreError::Busy {
                 retry_after_secs: 1,
-            });
-        }
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+            },
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                CoreError::Internal("password hashing pool stopped".into())
+            }
+        })?;
+        result
             .await
-            .map_err(|_| CoreError::Internal("password pool closed".into()))?;
-        let out = tokio::task::spawn_blocking(move || {
-            let out = job();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| CoreError::Internal(format!("password hashing task failed: {e}")))?;
-        Ok(out)
-    }
-}
-
-struct DecrementOnDrop<'a>(&'a AtomicUsize);
-
-impl Drop for DecrementOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+            .map_err(|_| CoreError::Internal("password hashing job was lost".into()))
     }
 }
 

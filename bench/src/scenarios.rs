@@ -1,0 +1,508 @@
+//! The scenarios of BENCHMARKS.md, run against one backend.
+
+use crate::Args;
+use crate::load::{self, Outcome, Stats};
+use crate::report::Row;
+use crate::seed::{self, PASSWORD};
+use crate::server::{self, Backend, Server};
+use anyhow::{Context, Result};
+use secrecy::SecretString;
+use serde_json::json;
+use sqlx::Executor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use twofold_core::factor::totp::{Algorithm, format_code, hotp};
+use twofold_core::keys::Keyring;
+use twofold_core::password::{HashParams, PasswordHasher};
+
+const ACCOUNTS: u32 = 3_000;
+
+fn code_now(secret: &[u8]) -> String {
+    let step = time::OffsetDateTime::now_utc().unix_timestamp() / 30;
+    format_code(hotp(secret, step as u64, Algorithm::Sha1, 6), 6)
+}
+
+fn with_database(admin: &str, name: &str) -> String {
+    let (base, query) = admin
+        .split_once('?')
+        .map(|(b, q)| (b, Some(q)))
+        .unwrap_or((admin, None));
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Time of one Argon2id hash at the production parameters, on this machine, now.
+async fn argon2_seconds() -> Result<(f64, String)> {
+    let hasher =
+        PasswordHasher::new(HashParams::default(), 1, 4).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pw = SecretString::from(PASSWORD);
+    let phc = hasher.hash(&pw).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The median of single hashes, so one scheduling hiccup does not move the limit.
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let start = Instant::now();
+        hasher
+            .verify(&pw, &phc)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], phc))
+}
+
+pub async fn run_backend(
+    args: &Args,
+    backend: Backend,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Row>> {
+    let name = backend.name();
+    eprintln!("== {name}");
+    let tmp = tempfile::tempdir()?;
+    let data = server::data_dir(tmp.path());
+    let (db_url, admin) = match &backend {
+        Backend::Sqlite => (None, None),
+        Backend::Postgres(admin) => {
+            let db = format!("twofold_bench_{}", uuid::Uuid::new_v4().simple());
+            let pool = seed::connect(admin).await?;
+            pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                .await?;
+            pool.close().await;
+            (Some(with_database(admin, &db)), Some((admin.clone(), db)))
+        }
+    };
+    let result = run_scenarios(args, name, &data, db_url.as_deref(), tmp.path(), notes).await;
+    if let Some((admin, db)) = admin {
+        let pool = seed::connect(&admin).await?;
+        pool.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .await?;
+    }
+    result
+}
+
+async fn run_scenarios(
+    args: &Args,
+    name: &str,
+    data: &std::path::Path,
+    db_url: Option<&str>,
+    tmp: &std::path::Path,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let step = Duration::from_secs(args.seconds);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2) as f64;
+
+    // First start creates the database, the keys and the canary; the API key comes from the CLI.
+    let out = server::cli(
+        &args.twofold,
+        data,
+        db_url,
+        &["apikey", "create", "--name", "bench", "--tenant", "bench"],
+    )?;
+    let api_key = out
+        .lines()
+        .last()
+        .context("no API key printed")?
+        .trim()
+        .to_owned();
+    let keys = Keyring::parse(&std::fs::read_to_string(data.join("data-keys"))?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sql_url = db_url
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data.join("twofold.db").display()));
+    let pool = seed::connect(&sql_url).await?;
+
+    eprintln!(
+        "   measuring Argon2id and seeding {} subjects, {ACCOUNTS} accounts",
+        args.subjects
+    );
+    let (hash_s, phc) = argon2_seconds().await?;
+    let argon_limit = cores / hash_s;
+    let seeded = seed::seed(&pool, &keys, "bench", args.subjects, ACCOUNTS, &phc).await?;
+    let subjects = Arc::new(seeded.subjects);
+    let accounts = Arc::new(seeded.accounts);
+
+    let server = Server::start(&args.twofold, data, db_url, &tmp.join("server.log")).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (idle_rss, _) = server.memory_mib();
+    rows.push(Row::value(
+        name,
+        "6. start to ready /readyz (existing database)",
+        format!("{:.0} ms", server.ready_after.as_secs_f64() * 1000.0),
+    ));
+    rows.push(Row::value(
+        name,
+        "6. RSS idle",
+        format!("{idle_rss:.1} MiB"),
+    ));
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let base = Arc::new(server.url.clone());
+    let key = Arc::new(api_key);
+    let mut next_subject = 0usize;
+
+    // 1. Valid codes, each subject once.
+    let mut verify_rps = Vec::new();
+    for c in [1usize, 16, 64] {
+        let offset = next_subject;
+        let stats = verify_load(&client, &base, &key, &subjects, offset, c, step, true).await;
+        next_subject += stats.requests;
+        eprintln!("   1. verify valid c={c}: {:.0}/s", stats.rps());
+        verify_rps.push((c, stats.rps()));
+        rows.push(Row::load(
+            name,
+            format!("1. /verify valid code, c={c}"),
+            stats,
+        ));
+    }
+    let (_, peak_after_verify) = server.memory_mib();
+
+    // 2. Wrong codes, spread so that no subject reaches its budget.
+    for c in [1usize, 16, 64] {
+        let stats = verify_load(&client, &base, &key, &subjects, 0, c, step, false).await;
+        eprintln!("   2. verify wrong c={c}: {:.0}/s", stats.rps());
+        rows.push(Row::load(
+            name,
+            format!("2. /verify wrong code, c={c}"),
+            stats,
+        ));
+    }
+
+    // 3. The limit: the consuming UPDATE alone, on the same database.
+    let factor_ids: Arc<Vec<String>> = Arc::new(
+        sqlx::query_scalar("SELECT id FROM factors WHERE owner = 'bench:bare-update'")
+            .fetch_all(&pool)
+            .await?,
+    );
+    for (c, rps) in &verify_rps {
+        let stats = bare_update(&sql_url, db_url.is_none(), &factor_ids, *c, step).await?;
+        let ratio = if stats.rps() > 0.0 {
+            rps / stats.rps() * 100.0
+        } else {
+            0.0
+        };
+        eprintln!(
+            "   3. bare UPDATE c={c}: {:.0}/s (verify = {ratio:.0} %)",
+            stats.rps()
+        );
+        let row = Row::load(name, format!("3. bare conditional UPDATE, c={c}"), stats);
+        rows.push(Row {
+            value: Some(format!("/verify = {ratio:.0} % of it")),
+            ..row
+        });
+    }
+
+    // 4. Hosted login, password + TOTP.
+    rows.push(Row::value(
+        name,
+        "4. Argon2id limit (cores / one hash)",
+        format!(
+            "{argon_limit:.1} logins/s ({:.1} ms per hash, {cores} cores)",
+            hash_s * 1000.0
+        ),
+    ));
+    let login = login_load(
+        &client,
+        &base,
+        &accounts,
+        0,
+        (cores as usize) * 2,
+        step,
+        true,
+    )
+    .await;
+    let share = login.rps() / argon_limit * 100.0;
+    eprintln!(
+        "   4. login: {:.1}/s = {share:.0} % of the Argon2 limit",
+        login.rps()
+    );
+    let used_accounts = login.requests;
+    let row = Row::load(name, "4. hosted login (password + TOTP)", login);
+    rows.push(Row {
+        value: Some(format!("{share:.0} % of the Argon2 limit")),
+        ..row
+    });
+
+    // 5. A password-login flood at ten times capacity while /verify runs at c=16.
+    let flood_c = ((argon_limit * 10.0).ceil() as usize).clamp(32, 256);
+    let verify_task = {
+        let (client, base, key, subjects) =
+            (client.clone(), base.clone(), key.clone(), subjects.clone());
+        let offset = next_subject;
+        tokio::spawn(async move {
+            verify_load(&client, &base, &key, &subjects, offset, 16, step, true).await
+        })
+    };
+    let flood = login_load(
+        &client,
+        &base,
+        &accounts,
+        used_accounts,
+        flood_c,
+        step,
+        false,
+    )
+    .await;
+    let verify_under_flood = verify_task.await?;
+    eprintln!(
+        "   5. flood: verify p99 {:.1} ms; logins {} ok, {} shed (503), {} errors",
+        verify_under_flood.p99_ms(),
+        flood.ok,
+        flood.shed,
+        flood.errors
+    );
+    rows.push(Row::load(
+        name,
+        "5. /verify c=16 during the login flood",
+        verify_under_flood,
+    ));
+    rows.push(Row::load(
+        name,
+        format!("5. password-login flood, c={flood_c}"),
+        flood,
+    ));
+    let (_, peak_after_flood) = server.memory_mib();
+    rows.push(Row::value(
+        name,
+        "6. RSS peak after scenario 1",
+        format!("{peak_after_verify:.1} MiB"),
+    ));
+    rows.push(Row::value(
+        name,
+        "6. RSS peak after the flood",
+        format!("{peak_after_flood:.1} MiB"),
+    ));
+
+    // 7. /verify with a large subjects table (PostgreSQL).
+    if db_url.is_some() && args.large {
+        let remaining = subjects.len().saturating_sub(next_subject + 1);
+        if remaining > 1000 {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subjects")
+                .fetch_one(&pool)
+                .await?;
+            let s = verify_load(
+                &client,
+                &base,
+                &key,
+                &subjects,
+                next_subject + 50_000.min(remaining / 2),
+                16,
+                step,
+                true,
+            )
+            .await;
+            rows.push(Row::load(
+                name,
+                format!("7. /verify c=16 with {count} subjects"),
+                s,
+            ));
+            eprintln!("   7. padding to 1,000,000 subjects");
+            seed::pad_postgres(&pool, "bench", 1_000_000).await?;
+            let s = verify_load(
+                &client,
+                &base,
+                &key,
+                &subjects,
+                subjects.len() - remaining / 2,
+                16,
+                step,
+                true,
+            )
+            .await;
+            rows.push(Row::load(name, "7. /verify c=16 with 1000000 subjects", s));
+        } else {
+            notes.push("scenario 7 skipped: not enough unused subjects; raise --subjects".into());
+        }
+    }
+    server.stop();
+    pool.close().await;
+    Ok(rows)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn verify_load(
+    client: &reqwest::Client,
+    base: &Arc<String>,
+    key: &Arc<String>,
+    subjects: &Arc<Vec<(String, [u8; 20])>>,
+    offset: usize,
+    concurrency: usize,
+    duration: Duration,
+    valid: bool,
+) -> Stats {
+    let (client, base, key, subjects) =
+        (client.clone(), base.clone(), key.clone(), subjects.clone());
+    let limit = if valid {
+        subjects.len().saturating_sub(offset)
+    } else {
+        usize::MAX
+    };
+    load::run(concurrency, duration, limit, move |i| {
+        let (client, base, key, subjects) =
+            (client.clone(), base.clone(), key.clone(), subjects.clone());
+        async move {
+            let (subject, secret) = &subjects[(offset + i) % subjects.len()];
+            let code = if valid {
+                code_now(secret)
+            } else {
+                "000000".to_owned()
+            };
+            let r = client
+                .post(format!("{base}/api/v1/subjects/{subject}/verify"))
+                .bearer_auth(key.as_str())
+                .json(&json!({ "code": code }))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == 200 => match r.json::<serde_json::Value>().await {
+                    Ok(v) if v["valid"] == valid => Outcome::Ok,
+                    other => report_error(format!("/verify answered {other:?}")),
+                },
+                Ok(r) => report_error(format!(
+                    "/verify answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )),
+                Err(e) => report_error(format!("/verify failed: {e}")),
+            }
+        }
+    })
+    .await
+}
+
+async fn login_load(
+    client: &reqwest::Client,
+    base: &Arc<String>,
+    accounts: &Arc<Vec<(String, [u8; 20])>>,
+    offset: usize,
+    concurrency: usize,
+    duration: Duration,
+    with_second_step: bool,
+) -> Stats {
+    let (client, base, accounts) = (client.clone(), base.clone(), accounts.clone());
+    let limit = if with_second_step {
+        accounts.len().saturating_sub(offset)
+    } else {
+        usize::MAX
+    };
+    load::run(concurrency, duration, limit, move |i| {
+        let (client, base, accounts) = (client.clone(), base.clone(), accounts.clone());
+        async move {
+            let (email, secret) = &accounts[(offset + i) % accounts.len()];
+            let r = client
+                .post(format!("{base}/api/v1/session"))
+                .json(&json!({ "email": email, "password": PASSWORD }))
+                .send()
+                .await;
+            let r = match r {
+                Ok(r) if r.status() == 503 && r.headers().contains_key("retry-after") => {
+                    return Outcome::Shed;
+                }
+                Ok(r) if r.status() == 200 => r,
+                _ => return Outcome::Error,
+            };
+            if !with_second_step {
+                return Outcome::Ok;
+            }
+            let Some(cookie) = r
+                .headers()
+                .get("set-cookie")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .map(str::to_owned)
+            else {
+                return Outcome::Error;
+            };
+            let r = client
+                .post(format!("{base}/api/v1/session/second-factor"))
+                .header("cookie", cookie)
+                .json(&json!({ "code": code_now(secret) }))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == 200 => Outcome::Ok,
+                _ => Outcome::Error,
+            }
+        }
+    })
+    .await
+}
+
+/// The statement `/verify` consumes a step with, alone, each in its own transaction.
+async fn bare_update(
+    url: &str,
+    sqlite: bool,
+    ids: &Arc<Vec<String>>,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Stats> {
+    sqlx::any::install_default_drivers();
+    let connections = if sqlite {
+        1
+    } else {
+        concurrency.min(32) as u32
+    };
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(connections)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    let base_step = time::OffsetDateTime::now_utc().unix_timestamp() + 1_000_000;
+    let ids = ids.clone();
+    let pool2 = pool.clone();
+    let stats = load::run(concurrency, duration, usize::MAX, move |i| {
+        let (pool, ids) = (pool2.clone(), ids.clone());
+        async move {
+            let id = &ids[i % ids.len()];
+            let step = base_step + i as i64;
+            let r = sqlx::query(
+                "UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
+                        drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
+                 WHERE id = $1 AND status = 'active' AND last_step < $2",
+            )
+            .bind(id.as_str())
+            .bind(step)
+            .bind(0i64)
+            .bind(0i64)
+            .execute(&pool)
+            .await;
+            match r {
+                Ok(r) if r.rows_affected() == 1 => Outcome::Ok,
+                _ => Outcome::Error,
+            }
+        }
+    })
+    .await;
+    pool.close().await;
+    Ok(stats)
+}
+
+/// Prints the first few unexpected answers, so a run with errors says why.
+fn report_error(what: String) -> Outcome {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SHOWN: AtomicUsize = AtomicUsize::new(0);
+    if SHOWN.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!("   unexpected: {what}");
+    }
+    Outcome::Error
+}
