@@ -157,6 +157,7 @@ async fn run_scenarios(
     // 1. Valid codes, each subject once.
     let mut verify_rps = Vec::new();
     for c in [1usize, 16, 64] {
+        checkpoint(&pool, db_url.is_none()).await;
         let offset = next_subject;
         let stats = verify_load(&client, &base, &key, &subjects, offset, c, step, true).await;
         next_subject += stats.requests;
@@ -181,13 +182,15 @@ async fn run_scenarios(
         ));
     }
 
-    // 3. The limit: the consuming UPDATE alone, on the same database.
+    // 3. The limit: the consuming UPDATE alone, on the same database (WAL checkpointed first,
+    // as for every step, so a long WAL left by an earlier step does not slow the next).
     let factor_ids: Arc<Vec<String>> = Arc::new(
         sqlx::query_scalar("SELECT id FROM factors WHERE owner = 'bench:bare-update'")
             .fetch_all(&pool)
             .await?,
     );
     for (c, rps) in &verify_rps {
+        checkpoint(&pool, db_url.is_none()).await;
         let stats = bare_update(&sql_url, db_url.is_none(), &factor_ids, *c, step).await?;
         let ratio = if stats.rps() > 0.0 {
             rps / stats.rps() * 100.0
@@ -505,4 +508,10 @@ fn report_error(what: String) -> Outcome {
         eprintln!("   unexpected: {what}");
     }
     Outcome::Error
+}
+
+async fn checkpoint(pool: &sqlx::AnyPool, sqlite: bool) {
+    if sqlite {
+        let _ = pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
+    }
 }

@@ -85,6 +85,7 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("twofold-argon2-{n}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         // One idle worker waits on the queue at a time; the others wait here.
                         let job = receiver
@@ -146,6 +147,16 @@ impl PasswordHasher {
         result
             .await
             .map_err(|_| CoreError::Internal("password hashing job was lost".into()))
+    }
+}
+
+/// Hashing threads yield the CPU to everything else: under a login flood, code checks and
+/// page views keep their latency while hashing takes whatever CPU is left.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread (who = 0) only changes its nice value.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 

@@ -133,6 +133,13 @@ pub trait FactorStore: Send + Sync {
     async fn create_factor(&self, factor: &Factor, audit: &AuditEvent) -> StoreResult<()>;
     /// All factors of an owner, pending and active.
     async fn factors_of(&self, owner: &str) -> StoreResult<Vec<Factor>>;
+    /// An owner's active factors and the attempt record under `budget_key`, in one query:
+    /// everything a code check reads.
+    async fn code_check_state(
+        &self,
+        owner: &str,
+        budget_key: &str,
+    ) -> StoreResult<(Vec<Factor>, Option<AttemptRecord>)>;
     /// Activates a pending, unexpired factor and uses up the confirming step, with one
     /// conditional UPDATE; stores the first backup codes when given. `false` if it was not
     /// pending any more (or expired, or the step was used).
@@ -148,12 +155,14 @@ pub trait FactorStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Records an accepted TOTP step if, and only if, it is later than the last one accepted:
     /// of N concurrent requests with the same code exactly one gets `true`.
+    /// `audit`, when given, is written in the same transaction as a successful consumption.
     async fn consume_totp_step(
         &self,
         id: Uuid,
         step: i64,
         drift: i64,
         now: OffsetDateTime,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<bool>;
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool>;
     /// Deletes a factor; with `and_backup_codes` (the last factor) the codes go too.
@@ -179,6 +188,7 @@ pub trait FactorStore: Send + Sync {
         owner: &str,
         hash: &[u8],
         now: OffsetDateTime,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<Option<u32>>;
     async fn backup_codes_left(&self, owner: &str) -> StoreResult<u32>;
 }

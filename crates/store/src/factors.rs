@@ -110,6 +110,44 @@ impl FactorStore for SqlStore {
         .collect()
     }
 
+    async fn code_check_state(
+        &self,
+        owner: &str,
+        budget_key: &str,
+    ) -> StoreResult<(Vec<Factor>, Option<AttemptRecord>)> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.owner, f.kind, f.label, f.status, f.key_id, f.secret, f.algorithm,
+                    f.digits, f.period, f.last_step, f.last_drift, f.drift_matches, f.created_at,
+                    f.expires_at, f.confirmed_at, f.last_used_at,
+                    b.failures AS b_failures, b.last_failure_at AS b_last_failure_at
+             FROM (SELECT $1 AS owner_key) o
+             LEFT JOIN factors f ON f.owner = o.owner_key AND f.status = 'active'
+             LEFT JOIN attempt_budgets b ON b.key = $2",
+        )
+        .bind(owner)
+        .bind(budget_key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut factors = Vec::new();
+        let mut budget = None;
+        for row in &rows {
+            if let (Some(failures), Some(last)) = (
+                get::<Option<i64>>(row, "b_failures")?,
+                get::<Option<i64>>(row, "b_last_failure_at")?,
+            ) {
+                budget = Some(AttemptRecord {
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    last_failure_at: from_ms(last)?,
+                });
+            }
+            if get::<Option<String>>(row, "id")?.is_some() {
+                factors.push(factor_from_row(row)?);
+            }
+        }
+        Ok((factors, budget))
+    }
+
     async fn activate_factor(
         &self,
         owner: &str,
@@ -151,21 +189,38 @@ impl FactorStore for SqlStore {
         step: i64,
         drift: i64,
         now: OffsetDateTime,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
+        const CONSUME: &str =
             "UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
                     drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
-             WHERE id = $1 AND status = 'active' AND last_step < $2",
-        )
-        .bind(id.to_string())
-        .bind(step)
-        .bind(drift)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
-        Ok(done == 1)
+             WHERE id = $1 AND status = 'active' AND last_step < $2";
+        let query = sqlx::query(CONSUME)
+            .bind(id.to_string())
+            .bind(step)
+            .bind(drift)
+            .bind(ms(now));
+        let Some(audit) = audit else {
+            let done = query
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+            return Ok(done == 1);
+        };
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        if query
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+            != 1
+        {
+            return Ok(false);
+        }
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool> {
@@ -246,7 +301,9 @@ impl FactorStore for SqlStore {
         owner: &str,
         hash: &[u8],
         now: OffsetDateTime,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<Option<u32>> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
         let done = sqlx::query(
             "UPDATE backup_codes SET used_at = $3
              WHERE owner = $1 AND code_hash = $2 AND used_at IS NULL",
@@ -254,14 +311,25 @@ impl FactorStore for SqlStore {
         .bind(owner)
         .bind(hash.to_vec())
         .bind(ms(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?
         .rows_affected();
         if done != 1 {
             return Ok(None);
         }
-        Ok(Some(self.backup_codes_left(owner).await?))
+        if let Some(audit) = audit {
+            insert_audit(&mut *tx, audit).await?;
+        }
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM backup_codes WHERE owner = $1 AND used_at IS NULL",
+        )
+        .bind(owner)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(u32::try_from(left).unwrap_or(0)))
     }
 
     async fn backup_codes_left(&self, owner: &str) -> StoreResult<u32> {

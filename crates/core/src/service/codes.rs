@@ -5,7 +5,7 @@ use super::Core;
 use crate::error::CoreError;
 use crate::factor::{backup_codes, totp};
 use crate::keys::Sealed;
-use crate::model::{Factor, FactorStatus, Owner, RequestMeta};
+use crate::model::{Factor, Owner, RequestMeta};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -92,21 +92,31 @@ impl Core {
         account: Option<crate::model::AccountId>,
         code: &str,
         meta: &RequestMeta,
+        success_audit: Option<&crate::model::AuditEvent>,
     ) -> Result<Option<CodeUse>, CoreError> {
-        let had_failures = self.check_factor_budget(owner).await?;
         let now = self.clock.now();
+        let (factors, budget) = self
+            .store
+            .code_check_state(&owner.key(), &Self::budget_key(owner))
+            .await?;
+        if let Some(retry_after_secs) = self.settings.second_factor_budget.blocked_for(budget, now)
+        {
+            return Err(CoreError::TooManyAttempts { retry_after_secs });
+        }
+        let had_failures = budget.is_some();
         let found = if let Some(normalized) = backup_codes::normalize(code) {
             self.store
-                .consume_backup_code(&owner.key(), &self.backup_code_hash(&normalized), now)
+                .consume_backup_code(
+                    &owner.key(),
+                    &self.backup_code_hash(&normalized),
+                    now,
+                    success_audit,
+                )
                 .await?
                 .map(|remaining| CodeUse::BackupCode { remaining })
         } else {
             let mut found = None;
-            let factors = self.store.factors_of(&owner.key()).await?;
-            for factor in factors
-                .iter()
-                .filter(|f| f.status == FactorStatus::Active && f.kind == "totp")
-            {
+            for factor in factors.iter().filter(|f| f.kind == "totp") {
                 let secret = self.open_factor_secret(factor)?;
                 let Some(m) = totp::verify(
                     &secret,
@@ -121,7 +131,7 @@ impl Core {
                 // The conditional UPDATE decides: a concurrent request with the same code loses here.
                 if self
                     .store
-                    .consume_totp_step(factor.id, m.step, m.drift, now)
+                    .consume_totp_step(factor.id, m.step, m.drift, now, success_audit)
                     .await?
                 {
                     found = Some(CodeUse::Totp {

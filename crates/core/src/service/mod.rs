@@ -93,6 +93,12 @@ pub struct Core {
     hasher: Arc<PasswordHasher>,
     settings: CoreSettings,
     outbox_wakeup: Arc<Notify>,
+    /// Recently authenticated API keys (keyed hash → caller), so a busy app's key is not
+    /// looked up on every call. Entries live 30 seconds.
+    api_keys:
+        std::sync::Mutex<std::collections::HashMap<Vec<u8>, (ApiCaller, time::OffsetDateTime)>>,
+    /// (tenant, external id) → subject id; subjects never change once created.
+    subjects: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Uuid>>,
 }
 
 pub type KeySource = Arc<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
@@ -115,6 +121,8 @@ impl Core {
             hasher,
             settings,
             outbox_wakeup: Arc::new(Notify::new()),
+            api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            subjects: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 

@@ -55,7 +55,7 @@ impl Core {
         let ctx = self.authenticate_partial(partial_token).await?;
         let owner = Owner::Account(ctx.account.id);
         let Some(used) = self
-            .use_second_factor(&owner, Some(ctx.account.id), code, meta)
+            .use_second_factor(&owner, Some(ctx.account.id), code, meta, None)
             .await?
         else {
             let failures = self
@@ -206,7 +206,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         let owner = Owner::Account(ctx.account.id);
         match self
-            .use_second_factor(&owner, Some(ctx.account.id), code, meta)
+            .use_second_factor(&owner, Some(ctx.account.id), code, meta, None)
             .await?
         {
             Some(used) => {

@@ -30,6 +30,8 @@ pub enum VerifyResult {
 
 /// API keys look like `tfk_<43 base64url chars>` so they are recognisable in secret scanners.
 const KEY_PREFIX: &str = "tfk_";
+/// How long a node trusts a key it has already looked up.
+const API_KEY_CACHE_TTL: time::Duration = time::Duration::seconds(30);
 
 impl Core {
     /// Creates an API key for `tenant` (created if new). The key is returned once; only its
@@ -75,15 +77,32 @@ impl Core {
             .strip_prefix(KEY_PREFIX)
             .and_then(decode_token)
             .ok_or(CoreError::Unauthenticated)?;
+        let hash = self.keyring().token_hash("api_key", &raw);
+        let now = self.clock.now();
+        if let Some((caller, at)) = self
+            .api_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            && now - *at < API_KEY_CACHE_TTL
+        {
+            return Ok(caller.clone());
+        }
         let record = self
             .store
-            .api_key_by_hash(&self.keyring().token_hash("api_key", &raw))
+            .api_key_by_hash(&hash)
             .await?
             .ok_or(CoreError::Unauthenticated)?;
-        Ok(ApiCaller {
+        let caller = ApiCaller {
             key_id: record.id,
             tenant_id: record.tenant_id,
-        })
+        };
+        let mut cache = self.api_keys.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(hash, (caller.clone(), now));
+        Ok(caller)
     }
 
     /// The owner for a tenant's subject. Subjects from another tenant simply do not exist here.
@@ -93,6 +112,16 @@ impl Core {
         subject: &str,
         create: bool,
     ) -> Result<Owner, CoreError> {
+        let cache_key = (caller.tenant_id, subject.to_owned());
+        // Subjects are never renamed or re-keyed, so a known one can be remembered.
+        if let Some(id) = self
+            .subjects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cache_key)
+        {
+            return Ok(Owner::Subject(*id));
+        }
         if subject.is_empty()
             || subject.chars().count() > 200
             || subject.chars().any(char::is_control)
@@ -103,11 +132,17 @@ impl Core {
             ));
         }
         let create_with = create.then(|| (self.new_id(), self.clock.now()));
-        self.store
+        let id = self
+            .store
             .subject(caller.tenant_id, subject, create_with)
             .await?
-            .map(Owner::Subject)
-            .ok_or(CoreError::NotFound)
+            .ok_or(CoreError::NotFound)?;
+        let mut cache = self.subjects.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(cache_key, id);
+        Ok(Owner::Subject(id))
     }
 
     pub async fn api_begin_totp(
@@ -149,7 +184,17 @@ impl Core {
             Err(CoreError::NotFound) => return Ok(VerifyResult::Invalid),
             Err(e) => return Err(e),
         };
-        let result = match self.use_second_factor(&owner, None, code, meta).await? {
+        // Written in the transaction that consumes the code, so a success costs one commit.
+        let audit = self.audit(
+            "second_factor_verified",
+            None,
+            meta,
+            json!({ "owner": owner.key() }),
+        );
+        let result = match self
+            .use_second_factor(&owner, None, code, meta, Some(&audit))
+            .await?
+        {
             Some(super::CodeUse::Totp { factor_id }) => VerifyResult::Valid {
                 factor_id: Some(factor_id),
                 kind: "totp",
@@ -162,15 +207,6 @@ impl Core {
             },
             None => VerifyResult::Invalid,
         };
-        if result != VerifyResult::Invalid {
-            let audit = self.audit(
-                "second_factor_verified",
-                None,
-                meta,
-                json!({ "owner": owner.key() }),
-            );
-            self.store.record_audit(&audit).await?;
-        }
         Ok(result)
     }
 
