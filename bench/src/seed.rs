@@ -2,7 +2,7 @@
 //! factors whose secrets the benchmark keeps, and accounts with password + TOTP.
 
 use anyhow::{Context, Result};
-use sqlx::{AnyPool, Executor, QueryBuilder};
+use sqlx::{AnyPool, Executor};
 use twofold_core::keys::Keyring;
 use twofold_core::random::{OsRandom, random_bytes};
 use uuid::Uuid;
@@ -34,29 +34,54 @@ fn sealed_secret(keys: &Keyring, id: Uuid) -> ([u8; 20], twofold_core::keys::Sea
 
 const BATCH: usize = 500;
 
+/// `INSERT … VALUES ($1, $2), ($3, $4) …` for `rows` rows of `columns` values. sqlx's
+/// QueryBuilder writes `?` for the Any driver, which PostgreSQL does not accept.
+fn values_sql(head: &str, rows: usize, columns: usize) -> String {
+    let mut sql = String::from(head);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * columns + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 async fn insert_factors(
     pool: &AnyPool,
     rows: &[(Uuid, String, twofold_core::keys::Sealed)],
 ) -> Result<()> {
     for chunk in rows.chunks(BATCH) {
-        let mut q = QueryBuilder::<sqlx::Any>::new(
-            "INSERT INTO factors (id, owner, kind, label, status, key_id, secret, algorithm, digits, period, last_step, created_at) ",
+        let sql = values_sql(
+            "INSERT INTO factors (id, owner, kind, label, status, key_id, secret, algorithm, digits, period, last_step, created_at)",
+            chunk.len(),
+            12,
         );
-        q.push_values(chunk, |mut b, (id, owner, sealed)| {
-            b.push_bind(id.to_string())
-                .push_bind(owner.clone())
-                .push_bind("totp")
-                .push_bind("bench")
-                .push_bind("active")
-                .push_bind(sealed.key_id.clone())
-                .push_bind(sealed.blob.clone())
-                .push_bind("SHA1")
-                .push_bind(6i64)
-                .push_bind(30i64)
-                .push_bind(-1i64)
-                .push_bind(0i64);
-        });
-        q.build().execute(pool).await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, owner, sealed) in chunk {
+            q = q
+                .bind(id.to_string())
+                .bind(owner.clone())
+                .bind("totp")
+                .bind("bench")
+                .bind("active")
+                .bind(sealed.key_id.clone())
+                .bind(sealed.blob.clone())
+                .bind("SHA1")
+                .bind(6i64)
+                .bind(30i64)
+                .bind(-1i64)
+                .bind(0i64);
+        }
+        q.execute(pool).await?;
     }
     Ok(())
 }
@@ -89,25 +114,26 @@ pub async fn seed(
         out.subjects.push((external, secret));
     }
     for chunk in subject_rows.chunks(BATCH) {
-        let mut q = QueryBuilder::<sqlx::Any>::new(
-            "INSERT INTO subjects (id, tenant_id, external_id, created_at) ",
+        let sql = values_sql(
+            "INSERT INTO subjects (id, tenant_id, external_id, created_at)",
+            chunk.len(),
+            4,
         );
-        q.push_values(chunk, |mut b, (id, ext)| {
-            b.push_bind(id.to_string())
-                .push_bind(tenant_id.clone())
-                .push_bind(ext.clone())
-                .push_bind(0i64);
-        });
-        q.build().execute(pool).await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, ext) in chunk {
+            q = q
+                .bind(id.to_string())
+                .bind(tenant_id.clone())
+                .bind(ext.clone())
+                .bind(0i64);
+        }
+        q.execute(pool).await?;
     }
     insert_factors(pool, &factor_rows).await?;
 
     let mut account_factors = Vec::new();
     for chunk_start in (0..accounts).step_by(BATCH) {
         let end = (chunk_start + BATCH as u32).min(accounts);
-        let mut q = QueryBuilder::<sqlx::Any>::new(
-            "INSERT INTO accounts (id, email, password_hash, email_verified_at, security_stamp, created_at) ",
-        );
         let mut batch = Vec::new();
         for i in chunk_start..end {
             let aid = Uuid::new_v4();
@@ -118,15 +144,22 @@ pub async fn seed(
             account_factors.push((fid, format!("account:{aid}"), sealed));
             batch.push((aid, email));
         }
-        q.push_values(batch, |mut b, (aid, email)| {
-            b.push_bind(aid.to_string())
-                .push_bind(email)
-                .push_bind(password_hash.to_owned())
-                .push_bind(0i64)
-                .push_bind("stamp")
-                .push_bind(0i64);
-        });
-        q.build().execute(pool).await?;
+        let sql = values_sql(
+            "INSERT INTO accounts (id, email, password_hash, email_verified_at, security_stamp, created_at)",
+            batch.len(),
+            6,
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (aid, email) in batch {
+            q = q
+                .bind(aid.to_string())
+                .bind(email)
+                .bind(password_hash.to_owned())
+                .bind(0i64)
+                .bind("stamp")
+                .bind(0i64);
+        }
+        q.execute(pool).await?;
     }
     insert_factors(pool, &account_factors).await?;
 

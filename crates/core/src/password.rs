@@ -107,6 +107,18 @@ impl PasswordHasher {
         })
     }
 
+    /// Fails fast when the queue is full, so callers can refuse before doing any other work
+    /// (database look-ups) for a request that would be turned away anyway.
+    pub fn check_capacity(&self) -> Result<(), CoreError> {
+        if self.jobs.capacity() == 0 {
+            Err(CoreError::Busy {
+                retry_after_secs: 1,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
     pub async fn hash(&self, password: &SecretString) -> Result<String, CoreError> {
         let params = self.params.clone();
         let password = password.clone();

@@ -14,7 +14,7 @@ use twofold_web::Branding;
 
 /// Environment variables with the prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &["TWOFOLD_LOG", "TWOFOLD_BIN"];
-const NOT_CONFIG_PREFIXES: &[&str] = &["TWOFOLD_TEST_", "TWOFOLD_E2E_"];
+const NOT_CONFIG_PREFIXES: &[&str] = &["TWOFOLD_TEST_", "TWOFOLD_E2E_", "TWOFOLD_BENCH_"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

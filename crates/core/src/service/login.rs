@@ -32,6 +32,8 @@ impl Core {
         password: &SecretString,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, CoreError> {
+        // Under a flood, refuse before touching the database.
+        self.hasher.check_capacity()?;
         let now = self.clock.now();
         let email = Email::parse(email).ok();
         let account = match &email {
