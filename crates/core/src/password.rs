@@ -179,6 +179,18 @@ fn hash_blocking(params: &Params, password: &str) -> Result<String, CoreError> {
         .map_err(|e| CoreError::Internal(format!("argon2 hash: {e}")))
 }
 
+/// One synchronous verification with the given parameters, for benchmarks that measure the
+/// machine's hashing ceiling outside any pool. `true` when the password matches.
+pub fn verify_with_params(params: &HashParams, password: &str, phc: &str) -> bool {
+    let Ok(params) = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, None) else {
+        return false;
+    };
+    matches!(
+        verify_blocking(&params, password, phc),
+        Verified::Valid { .. }
+    )
+}
+
 fn verify_blocking(params: &Params, password: &str, phc: &str) -> Verified {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return Verified::Invalid;
