@@ -208,6 +208,35 @@ impl FactorStore for SqlStore {
                 .rows_affected();
             return Ok(done == 1);
         };
+        if self.backend == crate::Backend::Postgres {
+            // One statement, one round trip: the audit row is written only if the UPDATE
+            // consumed the step, atomically, without a BEGIN/COMMIT exchange.
+            let row = sqlx::query(
+                "WITH consumed AS (
+                     UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
+                            drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
+                     WHERE id = $1 AND status = 'active' AND last_step < $2
+                     RETURNING id)
+                 INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
+                 SELECT $5, $6, $7, $8, $9, $10, $11 FROM consumed
+                 RETURNING id",
+            )
+            .bind(id.to_string())
+            .bind(step)
+            .bind(drift)
+            .bind(ms(now))
+            .bind(audit.id.to_string())
+            .bind(ms(audit.at))
+            .bind(audit.account_id.map(|a| a.to_string()))
+            .bind(audit.event)
+            .bind(audit.ip.clone())
+            .bind(audit.user_agent.clone())
+            .bind(audit.detail.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            return Ok(row.is_some());
+        }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         if query
             .execute(&mut *tx)
