@@ -7,7 +7,7 @@ use uuid::Uuid;
 pub type AccountId = Uuid;
 pub type SessionId = Uuid;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Account {
     pub id: AccountId,
     pub email: String,
@@ -18,13 +18,32 @@ pub struct Account {
     pub created_at: OffsetDateTime,
 }
 
+/// Password hashes stay out of debug output (and so out of any log line).
+macro_rules! debug_without_password_hash {
+    ($t:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("id", &self.id)
+                    .field("email", &self.email)
+                    .field("email_verified_at", &self.email_verified_at)
+                    .field("created_at", &self.created_at)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+debug_without_password_hash!(Account);
+debug_without_password_hash!(NewAccount);
+
 impl Account {
     pub fn is_verified(&self) -> bool {
         self.email_verified_at.is_some()
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewAccount {
     pub id: AccountId,
     pub email: String,
@@ -245,4 +264,27 @@ pub struct ApiKeyRecord {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_has_no_password_hash() {
+        let account = Account {
+            id: Uuid::nil(),
+            email: "a@example.com".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            email_verified_at: None,
+            security_stamp: "stamp".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let printed = format!("{account:?}");
+        assert!(printed.contains("a@example.com"));
+        assert!(
+            !printed.contains("argon2") && !printed.contains("stamp"),
+            "{printed}"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// An authenticator waiting for its first code: everything needed to show the QR page.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PendingTotp {
     pub factor_id: Uuid,
     pub label: String,
@@ -23,6 +23,17 @@ pub struct PendingTotp {
     pub otpauth_uri: String,
     pub qr_svg: String,
     pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for PendingTotp {
+    // The secret, the URI and the QR code all carry the seed: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingTotp")
+            .field("factor_id", &self.factor_id)
+            .field("label", &self.label)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for PendingTotp {
