@@ -6,9 +6,10 @@ const assert = require('node:assert/strict');
 const { startServer, backends } = require('../lib/server');
 const { launch, saveFailureArtifacts } = require('../lib/browser');
 
-const PASSWORD = 'correct horse battery staple 42';
+const flows = require('../lib/flows');
+
+const { PASSWORD, VERIFY_LINK } = flows;
 const NEW_PASSWORD = 'violet tractor harbour lemonade 8';
-const VERIFY_LINK = /http:\/\/127\.0\.0\.1:\d+\/verify-email\?token=[A-Za-z0-9_-]+/;
 const RESET_LINK = /http:\/\/127\.0\.0\.1:\d+\/password-reset\?token=[A-Za-z0-9_-]+/;
 let counter = 0;
 const freshEmail = (tag) => `${tag}-${Date.now()}-${counter++}@example.com`;
@@ -56,27 +57,8 @@ for (const backend of backends()) {
       await page.getByText('Your email address is verified').waitFor();
     }
 
-    /** Creates a verified account through the JSON API (the browser flow has its own test). */
-    async function createVerifiedAccount(email) {
-      const post = (path, body) => fetch(url(path), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      const signup = await post('/api/v1/signup', { email, password: PASSWORD });
-      assert.equal(signup.status, 202, `POST /api/v1/signup: ${await signup.text()}`);
-      const link = await server.waitForMail(email, VERIFY_LINK);
-      const token = new URL(link).searchParams.get('token');
-      const verified = await post('/api/v1/email-verification', { token });
-      assert.equal(verified.status, 200, `POST /api/v1/email-verification: ${await verified.text()}`);
-    }
-
-    async function signIn(page, email, password = PASSWORD) {
-      await page.goto(url('/login'));
-      await page.getByLabel('Email', { exact: true }).fill(email);
-      await page.getByLabel('Password', { exact: true }).fill(password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-    }
+    const createVerifiedAccount = (email) => flows.createVerifiedAccount(server, email);
+    const signIn = (page, email, password) => flows.signIn(server, page, email, password);
 
     async function signedIn(page, email, password = PASSWORD) {
       await signIn(page, email, password);

@@ -8,8 +8,7 @@ const { execFileSync } = require('node:child_process');
 const { startServer, backends } = require('../lib/server');
 const { launch, saveFailureArtifacts } = require('../lib/browser');
 
-const PASSWORD = 'correct horse battery staple 42';
-const VERIFY_LINK = /http:\/\/127\.0\.0\.1:\d+\/verify-email\?token=[A-Za-z0-9_-]+/;
+const flows = require('../lib/flows');
 
 /** The TOTP code for `secret` (base32) `offset` seconds from now, from oathtool. */
 function totp(secret, offset = 0) {
@@ -39,23 +38,8 @@ for (const backend of backends()) {
 
     const url = (path) => `${server.baseUrl}${path}`;
 
-    async function createVerifiedAccount(email) {
-      const post = (path, body) => fetch(url(path), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      assert.equal((await post('/api/v1/signup', { email, password: PASSWORD })).status, 202);
-      const token = new URL(await server.waitForMail(email, VERIFY_LINK)).searchParams.get('token');
-      assert.equal((await post('/api/v1/email-verification', { token })).status, 200);
-    }
-
-    async function signIn(page, email) {
-      await page.goto(url('/login'));
-      await page.getByLabel('Email', { exact: true }).fill(email);
-      await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-    }
+    const createVerifiedAccount = (email) => flows.createVerifiedAccount(server, email);
+    const signIn = (page, email) => flows.signIn(server, page, email);
 
     async function signOut(page) {
       await page.getByRole('button', { name: 'Sign out', exact: true }).first().click();

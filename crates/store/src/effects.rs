@@ -12,28 +12,7 @@ pub(crate) async fn apply_effects(
     effects: &Effects,
 ) -> StoreResult<()> {
     if let Some(change) = &effects.new_stamp {
-        sqlx::query("UPDATE accounts SET security_stamp = $2 WHERE id = $1")
-            .bind(change.account.to_string())
-            .bind(&change.stamp)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        let keep = change
-            .keep_session
-            .map(|k| k.to_string())
-            .unwrap_or_default();
-        sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
-            .bind(change.account.to_string())
-            .bind(&keep)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        sqlx::query("UPDATE sessions SET security_stamp = $2 WHERE id = $1")
-            .bind(&keep)
-            .bind(&change.stamp)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        bump_stamp(tx, change).await?;
     }
     if let Some(mail) = &effects.mail {
         insert_outbox(tx, mail).await?;
