@@ -29,6 +29,12 @@ pub enum CoreError {
     SecondStepVoid,
     #[error("Confirm with your second factor first.")]
     StepUpRequired,
+    /// Resend cooldown or a send quota (per number, account, address or country).
+    #[error("Too many codes were requested. Try again in {retry_after_secs} seconds.")]
+    SendLimited { retry_after_secs: u64 },
+    /// The daily SMS budget is spent (circuit breaker open) or SMS is not configured.
+    #[error("We cannot send text messages right now. Use another method.")]
+    SmsUnavailable,
     #[error("Not found.")]
     NotFound,
     #[error("The server is busy. Try again in {retry_after_secs} seconds.")]

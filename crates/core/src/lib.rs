@@ -11,6 +11,7 @@ pub mod keys;
 pub mod mail;
 pub mod model;
 pub mod password;
+pub mod phone;
 pub mod ports;
 pub mod random;
 pub mod service;

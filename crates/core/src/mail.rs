@@ -1,7 +1,7 @@
 //! The text of every message Twofold sends. Operators change wording through templates in the
 //! web layer; these are the plain-text bodies that go out by mail.
 
-use crate::ports::Mail;
+use crate::ports::{Mail, Sms};
 
 pub struct Branding<'a> {
     pub product: &'a str,
@@ -110,6 +110,58 @@ pub fn factor_changed(b: &Branding<'_>, to: &str, what: &str) -> Mail {
         text: format!(
             "Hello,\n\n{what}\n\nAccount: {to}\n\nIf this was not you, reset your password now and \
              contact support: {url}/password-reset\n",
+            url = b.public_url
+        ),
+    }
+}
+
+/// The text of a code by SMS. The last line is the WebOTP format, so browsers can offer to
+/// fill the code in on our own origin only.
+pub fn code_sms(b: &Branding<'_>, to: &str, code: &str, minutes: i64) -> Sms {
+    let host = b
+        .public_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(b.public_url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    Sms {
+        to: to.to_owned(),
+        text: format!(
+            "{code} is your {product} code. It expires in {minutes} minutes. Never share it.\n\n@{host} #{code}",
+            product = b.product
+        ),
+    }
+}
+
+/// A code by email; with `link_token`, also a link that approves the sign-in waiting in the
+/// browser that asked for it.
+pub fn code_email(
+    b: &Branding<'_>,
+    to: &str,
+    code: &str,
+    minutes: i64,
+    link_token: Option<&str>,
+) -> Mail {
+    let link = link_token
+        .map(|t| {
+            format!(
+                "\n\nOr approve the sign-in with this link (it signs in only the browser that is waiting):\n\n{}/login/email-link?token={t}",
+                b.public_url
+            )
+        })
+        .unwrap_or_default();
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Your {} code: {code}", b.product),
+        text: format!(
+            "Hello,\n\nYour {product} code is:\n\n    {code}\n\nIt expires in {minutes} minutes and works once.{link}\n\n\
+             If you did not try to sign in, someone may know your password: change it at {url}/password-reset\n",
+            product = b.product,
             url = b.public_url
         ),
     }

@@ -138,6 +138,7 @@ pub struct OutboxItem {
     pub payload: Vec<u8>,
     pub attempts: u32,
     pub created_at: OffsetDateTime,
+    pub give_up_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +148,7 @@ pub struct NewOutboxItem {
     pub key_id: String,
     pub payload: Vec<u8>,
     pub created_at: OffsetDateTime,
+    pub give_up_at: Option<OffsetDateTime>,
 }
 
 /// One security event. `detail` never holds a secret.
@@ -241,6 +243,83 @@ pub struct Factor {
     pub expires_at: Option<OffsetDateTime>,
     pub confirmed_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
+    /// Masked destination of an `sms` or `email` factor (`+1 ••• ••• 8318`).
+    pub hint: Option<String>,
+}
+
+/// A one-time code sent by SMS or email, waiting to be typed (or, by email, its link clicked).
+#[derive(Debug, Clone)]
+pub struct NewCodeChallenge {
+    pub id: Uuid,
+    pub owner: String,
+    pub factor_id: Uuid,
+    /// `confirm` (activating a pending factor), `login`, `step_up` or `verify` (API).
+    pub purpose: &'static str,
+    /// The hosted session that asked for it; only that session may use it.
+    pub session_id: Option<SessionId>,
+    pub channel: crate::ports::Channel,
+    pub code_hash: Vec<u8>,
+    pub link_hash: Option<Vec<u8>>,
+    pub message_id: Uuid,
+    pub idempotency_key: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeChallenge {
+    pub id: Uuid,
+    pub owner: String,
+    pub factor_id: Uuid,
+    pub purpose: String,
+    pub session_id: Option<SessionId>,
+    pub channel: String,
+    pub message_id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub attempts: u32,
+    pub approved_at: Option<OffsetDateTime>,
+    pub used_at: Option<OffsetDateTime>,
+    pub voided_at: Option<OffsetDateTime>,
+}
+
+/// One fixed-window send counter to take a unit from.
+#[derive(Debug, Clone)]
+pub struct QuotaCheck {
+    pub key: String,
+    pub window_start: OffsetDateTime,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChallengeStart {
+    Started,
+    /// The idempotency key was seen before: that challenge, nothing sent.
+    Existing(CodeChallenge),
+    /// The factor had a code less than the cooldown ago (or is not there).
+    Cooldown,
+    /// `QuotaCheck` number `index` is spent; nothing was counted or sent.
+    QuotaExceeded { index: usize },
+}
+
+/// Where an outbox message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Queued,
+    Retrying,
+    Sent,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Retrying => "retrying",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// What else a factor change does in the same transaction: audit it, tell the owner, and for

@@ -1,5 +1,5 @@
 //! The traits the core needs from the outside world. `twofold-store` implements the store
-//! traits for SQLite and PostgreSQL; `twofold-delivery` implements [`Mailer`].
+//! traits for SQLite and PostgreSQL; `twofold-delivery` implements [`Deliver`].
 //!
 //! Store methods that change several rows are one transaction each: a message is queued in the
 //! outbox in the same transaction as the change that causes it, so a crash loses neither.
@@ -194,6 +194,55 @@ pub trait FactorStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait ChallengeStore: Send + Sync {
+    /// In one transaction: takes the factor's resend cooldown (one conditional UPDATE),
+    /// returns the earlier challenge for a repeated idempotency key, takes one unit from every
+    /// quota (all or none), voids the owner's open challenges, and stores the challenge with
+    /// its message and audit event. Anything but `Started` writes nothing.
+    async fn start_code_challenge(
+        &self,
+        challenge: &NewCodeChallenge,
+        cooldown_cutoff: OffsetDateTime,
+        quotas: &[QuotaCheck],
+        message: &NewOutboxItem,
+        audit: &AuditEvent,
+    ) -> StoreResult<ChallengeStart>;
+    /// The owner's challenges that can still be used (not used, voided or expired, attempts
+    /// left), newest first.
+    async fn open_code_challenges(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> StoreResult<Vec<CodeChallenge>>;
+    async fn code_challenge(&self, owner: &str, id: Uuid) -> StoreResult<Option<CodeChallenge>>;
+    /// Uses the challenge if `code_hash` matches and it is open, with one conditional UPDATE
+    /// (and the factor's last use, and `audit`, in the same transaction). Otherwise counts a
+    /// wrong try against it and returns `false`.
+    async fn consume_code_challenge(
+        &self,
+        id: Uuid,
+        code_hash: &[u8],
+        now: OffsetDateTime,
+        max_attempts: u32,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<bool>;
+    /// Marks the challenge behind an emailed link approved; returns it when it was open.
+    async fn approve_code_link(
+        &self,
+        link_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<CodeChallenge>>;
+    /// Uses the session's approved challenge, once; returns it.
+    async fn consume_approved_link(
+        &self,
+        session: SessionId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<CodeChallenge>>;
+    async fn delivery_state(&self, message_id: Uuid) -> StoreResult<Option<DeliveryState>>;
+}
+
+#[async_trait]
 pub trait ApiStore: Send + Sync {
     /// The tenant's id, creating it if needed.
     async fn ensure_tenant(
@@ -299,6 +348,7 @@ pub trait Store:
     + FactorStore
     + ApiStore
     + KeyStore
+    + ChallengeStore
 {
 }
 
@@ -313,6 +363,7 @@ impl<T> Store for T where
         + FactorStore
         + ApiStore
         + KeyStore
+        + ChallengeStore
 {
 }
 
@@ -334,9 +385,58 @@ impl std::fmt::Debug for Mail {
     }
 }
 
+/// A text message ready to send. `to` is E.164.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct Sms {
+    pub to: String,
+    pub text: String,
+}
+
+impl std::fmt::Debug for Sms {
+    // The text carries a live code.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sms")
+            .field("to", &crate::phone::mask(&self.to))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the outbox carries: one message on one channel.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "channel", rename_all = "lowercase")]
+pub enum Message {
+    Email(Mail),
+    Sms(Sms),
+}
+
+impl Message {
+    pub fn channel(&self) -> Channel {
+        match self {
+            Self::Email(_) => Channel::Email,
+            Self::Sms(_) => Channel::Sms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    /// Worth retrying: connection refused, timeouts, 4xx SMTP replies.
+    /// Worth retrying: connection refused, timeouts, 4xx SMTP replies, HTTP 429 and 5xx.
     #[error("temporary delivery failure: {0}")]
     Temporary(String),
     /// Retrying will not help: the server rejected the recipient or the message.
@@ -344,7 +444,10 @@ pub enum DeliveryError {
     Permanent(String),
 }
 
+/// One way of delivering messages (SMTP, an SMS gateway, the development log).
 #[async_trait]
-pub trait Mailer: Send + Sync {
-    async fn send(&self, mail: &Mail) -> Result<(), DeliveryError>;
+pub trait Deliver: Send + Sync {
+    /// `message_id` stays the same across retries of one message: adapters pass it on (as an
+    /// idempotency key) so a gateway that saw a try we think failed can drop the duplicate.
+    async fn deliver(&self, message_id: Uuid, message: &Message) -> Result<(), DeliveryError>;
 }

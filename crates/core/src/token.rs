@@ -12,6 +12,7 @@ pub enum TokenPurpose {
     VerifyEmail,
     PasswordReset,
     Csrf,
+    SignInLink,
 }
 
 impl TokenPurpose {
@@ -21,6 +22,7 @@ impl TokenPurpose {
             Self::VerifyEmail => "verify_email",
             Self::PasswordReset => "password_reset",
             Self::Csrf => "csrf",
+            Self::SignInLink => "sign_in_link",
         }
     }
 }

@@ -2,11 +2,12 @@ use async_trait::async_trait;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use twofold_core::ports::{DeliveryError, Mail, Mailer};
+use twofold_core::ports::{Deliver, DeliveryError, Message};
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,20 +91,25 @@ impl SmtpMailer {
 }
 
 #[async_trait]
-impl Mailer for SmtpMailer {
-    async fn send(&self, mail: &Mail) -> Result<(), DeliveryError> {
+impl Deliver for SmtpMailer {
+    async fn deliver(&self, _id: Uuid, message: &Message) -> Result<(), DeliveryError> {
+        let Message::Email(mail) = message else {
+            return Err(DeliveryError::Permanent(
+                "the SMTP adapter sends email only".into(),
+            ));
+        };
         let to: Mailbox = mail
             .to
             .parse()
             .map_err(|e| DeliveryError::Permanent(format!("bad recipient: {e}")))?;
-        let message = Message::builder()
+        let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
             .header(ContentType::TEXT_PLAIN)
             .body(mail.text.clone())
             .map_err(|e| DeliveryError::Permanent(format!("cannot build message: {e}")))?;
-        match self.transport.send(message).await {
+        match self.transport.send(email).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() => Err(DeliveryError::Permanent(e.to_string())),
             Err(e) => Err(DeliveryError::Temporary(e.to_string())),

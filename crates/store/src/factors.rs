@@ -39,6 +39,7 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
         expires_at: opt_from_ms(get(row, "expires_at")?)?,
         confirmed_at: opt_from_ms(get(row, "confirmed_at")?)?,
         last_used_at: opt_from_ms(get(row, "last_used_at")?)?,
+        hint: get(row, "hint")?,
     })
 }
 
@@ -71,8 +72,8 @@ impl FactorStore for SqlStore {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query(
             "INSERT INTO factors (id, owner, kind, label, status, key_id, secret, algorithm, digits,
-                                  period, last_step, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                  period, last_step, created_at, expires_at, hint)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(f.id.to_string())
         .bind(&f.owner)
@@ -87,6 +88,7 @@ impl FactorStore for SqlStore {
         .bind(f.last_step)
         .bind(ms(f.created_at))
         .bind(f.expires_at.map(ms))
+        .bind(f.hint.clone())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -98,7 +100,7 @@ impl FactorStore for SqlStore {
         sqlx::query(
             "SELECT id, owner, kind, label, status, key_id, secret, algorithm, digits, period,
                     last_step, last_drift, drift_matches, created_at, expires_at, confirmed_at,
-                    last_used_at
+                    last_used_at, hint
              FROM factors WHERE owner = $1 ORDER BY created_at, id",
         )
         .bind(owner)
@@ -118,7 +120,7 @@ impl FactorStore for SqlStore {
         let rows = sqlx::query(
             "SELECT f.id, f.owner, f.kind, f.label, f.status, f.key_id, f.secret, f.algorithm,
                     f.digits, f.period, f.last_step, f.last_drift, f.drift_matches, f.created_at,
-                    f.expires_at, f.confirmed_at, f.last_used_at,
+                    f.expires_at, f.confirmed_at, f.last_used_at, f.hint,
                     b.failures AS b_failures, b.last_failure_at AS b_last_failure_at
              FROM (SELECT $1 AS owner_key) o
              LEFT JOIN factors f ON f.owner = o.owner_key AND f.status = 'active'

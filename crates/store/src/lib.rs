@@ -9,6 +9,7 @@ mod api;
 mod attempts;
 mod audit;
 pub mod backend;
+mod challenges;
 mod codec;
 mod effects;
 mod factors;

@@ -13,14 +13,16 @@ pub(crate) async fn insert_outbox(
     item: &NewOutboxItem,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO outbox (id, kind, key_id, payload, created_at, attempts, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, 0, $5)",
+        "INSERT INTO outbox (id, kind, key_id, payload, created_at, attempts, next_attempt_at,
+                             give_up_at)
+         VALUES ($1, $2, $3, $4, $5, 0, $5, $6)",
     )
     .bind(item.id.to_string())
     .bind(item.kind)
     .bind(&item.key_id)
     .bind(item.payload.clone())
     .bind(ms(item.created_at))
+    .bind(item.give_up_at.map(ms))
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -55,7 +57,7 @@ impl OutboxStore for SqlStore {
                           ORDER BY next_attempt_at LIMIT $3)
                AND sent_at IS NULL AND failed_at IS NULL
                AND (leased_until IS NULL OR leased_until <= $1)
-             RETURNING id, kind, key_id, payload, attempts, created_at",
+             RETURNING id, kind, key_id, payload, attempts, created_at, give_up_at",
         )
         .bind(ms(now))
         .bind(ms(lease_until))
@@ -72,6 +74,9 @@ impl OutboxStore for SqlStore {
                     payload: get::<Option<Vec<u8>>>(r, "payload")?.unwrap_or_default(),
                     attempts: u32::try_from(get::<i64>(r, "attempts")?).unwrap_or(u32::MAX),
                     created_at: from_ms(get(r, "created_at")?)?,
+                    give_up_at: get::<Option<i64>>(r, "give_up_at")?
+                        .map(from_ms)
+                        .transpose()?,
                 })
             })
             .collect()

@@ -9,7 +9,9 @@ use twofold_core::keys::Keyring;
 use twofold_core::password::{HashParams, PasswordHasher};
 use twofold_core::random::OsRandom;
 use twofold_core::{Clock, Core, CoreSettings, FakeClock};
-use twofold_delivery::{SmtpConfig, SmtpMailer, SmtpSecurity, run_outbox_worker};
+use twofold_delivery::{
+    Deliveries, LogDelivery, SmtpConfig, SmtpMailer, SmtpSecurity, run_outbox_worker,
+};
 use twofold_store::SqlStore;
 use twofold_web::{AppState, Branding, WebSettings};
 
@@ -65,9 +67,13 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
     })
     .expect("mailer");
     let shutdown = CancellationToken::new();
+    let delivery = Deliveries {
+        email: Arc::new(mailer),
+        sms: Arc::new(LogDelivery),
+    };
     tokio::spawn(run_outbox_worker(
         core.clone(),
-        Arc::new(mailer),
+        Arc::new(delivery),
         shutdown.clone(),
     ));
     let state = AppState::new(

@@ -9,10 +9,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use twofold_core::password::{HashParams, PasswordHasher};
-use twofold_core::ports::Mailer;
+use twofold_core::ports::Deliver;
 use twofold_core::random::OsRandom;
 use twofold_core::{Core, CoreSettings, SystemClock};
-use twofold_delivery::{LogMailer, SmtpMailer, run_outbox_worker};
+use twofold_delivery::{Deliveries, LogDelivery, SmtpMailer, run_outbox_worker};
 use twofold_store::{ConnectOptions, SqlStore};
 use twofold_web::{AppState, WebSettings};
 
@@ -112,13 +112,17 @@ pub async fn run(settings: Settings) -> Result<()> {
     let public_url = settings.public_url_for(bound);
     let (core, store) = build_core(&settings, &public_url).await?;
 
-    let mailer: Arc<dyn Mailer> = match settings.mail.delivery {
-        MailDelivery::Log => Arc::new(LogMailer),
+    let email: Arc<dyn Deliver> = match settings.mail.delivery {
+        MailDelivery::Log => Arc::new(LogDelivery),
         MailDelivery::Smtp => {
             let smtp = settings.mail.smtp.as_ref().context("mail.smtp missing")?;
             Arc::new(SmtpMailer::new(smtp)?)
         }
     };
+    let delivery: Arc<dyn Deliver> = Arc::new(Deliveries {
+        email,
+        sms: Arc::new(LogDelivery),
+    });
     let web = WebSettings {
         public_url: public_url.clone(),
         trusted_proxies: settings.trusted_proxies.clone(),
@@ -129,7 +133,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let app = twofold_web::router(state);
 
     let shutdown = CancellationToken::new();
-    let worker = tokio::spawn(run_outbox_worker(core.clone(), mailer, shutdown.clone()));
+    let worker = tokio::spawn(run_outbox_worker(core.clone(), delivery, shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(core.clone(), shutdown.clone()));
 
     tracing::info!(data_dir = %settings.data_dir.display(), database = %redact_url(&settings.database_url()), "storage ready");

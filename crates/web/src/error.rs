@@ -39,6 +39,12 @@ pub fn classify(e: &CoreError) -> (StatusCode, &'static str, String) {
         ),
         SecondStepVoid => (StatusCode::UNAUTHORIZED, "second-step-void", e.to_string()),
         StepUpRequired => (StatusCode::FORBIDDEN, "step-up-required", e.to_string()),
+        SendLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "send-limited", e.to_string()),
+        SmsUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sms-unavailable",
+            e.to_string(),
+        ),
         NotFound => (StatusCode::NOT_FOUND, "not-found", e.to_string()),
         Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
         Unavailable(_) => (
@@ -56,9 +62,9 @@ pub fn classify(e: &CoreError) -> (StatusCode, &'static str, String) {
 
 pub fn retry_after(e: &CoreError) -> Option<u64> {
     match e {
-        CoreError::TooManyAttempts { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
-            Some(*retry_after_secs)
-        }
+        CoreError::TooManyAttempts { retry_after_secs }
+        | CoreError::Busy { retry_after_secs }
+        | CoreError::SendLimited { retry_after_secs } => Some(*retry_after_secs),
         CoreError::Unavailable(_) => Some(5),
         _ => None,
     }

@@ -2,4 +2,5 @@
 //! `crate::service` store and consume them.
 
 pub mod backup_codes;
+pub mod otp_code;
 pub mod totp;

@@ -14,14 +14,29 @@ use uuid::Uuid;
 pub enum CodeUse {
     Totp { factor_id: Uuid },
     BackupCode { remaining: u32 },
+    /// A code sent by SMS or email (`channel` is `sms` or `email`).
+    Sent { factor_id: Uuid, channel: String },
 }
 
 impl CodeUse {
-    pub fn method(&self) -> &'static str {
+    pub fn method(&self) -> &str {
         match self {
             Self::Totp { .. } => "totp",
             Self::BackupCode { .. } => "backup_code",
+            Self::Sent { channel, .. } => channel,
         }
+    }
+
+    /// RFC 8176 authentication method references for a login completed with this code.
+    /// Backup codes have no registered value; email codes count as `otp`.
+    pub fn amr(&self) -> Vec<String> {
+        let second = match self {
+            Self::Totp { .. } => "otp",
+            Self::BackupCode { .. } => "backup_code",
+            Self::Sent { channel, .. } if channel == "sms" => "sms",
+            Self::Sent { .. } => "otp",
+        };
+        vec!["pwd".into(), second.into(), "mfa".into()]
     }
 }
 
@@ -91,6 +106,7 @@ impl Core {
         owner: &Owner,
         account: Option<crate::model::AccountId>,
         code: &str,
+        session: Option<crate::model::SessionId>,
         meta: &RequestMeta,
         success_audit: Option<&crate::model::AuditEvent>,
     ) -> Result<Option<CodeUse>, CoreError> {
@@ -139,6 +155,31 @@ impl Core {
                     });
                     break;
                 }
+            }
+            // Codes sent by SMS or email are only looked up for owners that have such factors,
+            // so a TOTP-only check stays at three statements.
+            let sent: Vec<Uuid> = factors
+                .iter()
+                .filter(|f| f.kind == "sms" || f.kind == "email")
+                .map(|f| f.id)
+                .collect();
+            if found.is_none() && !sent.is_empty() {
+                found = self
+                    .consume_code_of(
+                        owner,
+                        code,
+                        |c| {
+                            sent.contains(&c.factor_id)
+                                && c.session_id == session
+                                && c.purpose != "confirm"
+                        },
+                        success_audit,
+                    )
+                    .await?
+                    .map(|c| CodeUse::Sent {
+                        factor_id: c.factor_id,
+                        channel: c.channel,
+                    });
             }
             found
         };

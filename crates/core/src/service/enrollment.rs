@@ -77,7 +77,7 @@ pub(super) fn clean_label(label: &str, default: &str) -> Result<String, CoreErro
 }
 
 impl Core {
-    fn effects(
+    pub(super) fn effects(
         &self,
         changer: Changer<'_>,
         event: &'static str,
@@ -192,6 +192,7 @@ impl Core {
             expires_at: Some(now + self.settings.pending_factor_ttl),
             confirmed_at: None,
             last_used_at: None,
+            hint: None,
         };
         let mut detail = json!({ "factor_id": id, "type": "totp" });
         if account.is_none()

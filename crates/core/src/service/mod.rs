@@ -3,6 +3,8 @@
 
 mod account;
 mod admin;
+mod code_factors;
+mod code_use_cases;
 mod codes;
 mod enrollment;
 mod keys;
@@ -14,6 +16,8 @@ mod sessions;
 mod signup;
 mod verification_api;
 
+pub use code_factors::{CodePurpose, SentCode};
+pub use code_use_cases::{CodeFactorView, SecondStepStatus};
 pub use codes::CodeUse;
 pub use enrollment::{FactorView, PendingTotp};
 pub use login::LoginOutcome;
@@ -59,6 +63,10 @@ pub struct CoreSettings {
     pub pending_factor_ttl: Duration,
     /// How recent a second factor must be for sensitive changes.
     pub step_up_window: Duration,
+    /// Codes sent by SMS and email.
+    pub codes: crate::factor::otp_code::CodeSettings,
+    /// Quotas against SMS pumping, and the daily SMS budget.
+    pub send_quotas: crate::factor::otp_code::SendQuotas,
 }
 
 impl Default for CoreSettings {
@@ -78,6 +86,8 @@ impl Default for CoreSettings {
             totp_window: 1,
             pending_factor_ttl: Duration::minutes(15),
             step_up_window: Duration::minutes(5),
+            codes: Default::default(),
+            send_quotas: Default::default(),
         }
     }
 }
@@ -229,15 +239,26 @@ impl Core {
         }
     }
 
-    /// Seals a message for the outbox; the item id is bound in as associated data.
+    /// Seals a mail for the outbox; the item id is bound in as associated data.
     fn outbox_item(
         &self,
         kind: &'static str,
         mail: &Mail,
     ) -> Result<NewOutboxItem, crate::CoreError> {
+        self.outbox_message(kind, &crate::ports::Message::Email(mail.clone()), None)
+    }
+
+    /// Seals any message for the outbox. A message with `give_up_at` (a one-time code) is
+    /// dropped rather than sent once that time has passed.
+    fn outbox_message(
+        &self,
+        kind: &'static str,
+        message: &crate::ports::Message,
+        give_up_at: Option<time::OffsetDateTime>,
+    ) -> Result<NewOutboxItem, crate::CoreError> {
         let id = self.new_id();
-        let json = serde_json::to_vec(mail)
-            .map_err(|e| crate::CoreError::Internal(format!("encode mail: {e}")))?;
+        let json = serde_json::to_vec(message)
+            .map_err(|e| crate::CoreError::Internal(format!("encode message: {e}")))?;
         let sealed = self
             .keyring()
             .seal(self.random.as_ref(), id.as_bytes(), &json);
@@ -247,6 +268,7 @@ impl Core {
             key_id: sealed.key_id,
             payload: sealed.blob,
             created_at: self.clock.now(),
+            give_up_at,
         })
     }
 

@@ -2,7 +2,7 @@ use super::Core;
 use crate::error::CoreError;
 use crate::keys::Sealed;
 use crate::model::OutboxItem;
-use crate::ports::{DeliveryError, Mail, Mailer};
+use crate::ports::{Deliver, DeliveryError, Mail, Message};
 use time::Duration;
 
 /// How long a claimed message stays invisible to other nodes while one node sends it.
@@ -28,14 +28,14 @@ impl Core {
     /// the lease keeps two nodes from sending the same message.
     pub async fn deliver_due(
         &self,
-        mailer: &dyn Mailer,
+        delivery: &dyn Deliver,
         batch: u32,
     ) -> Result<DeliveryReport, CoreError> {
         let now = self.clock.now();
         let items = self.store.claim_outbox(now, now + LEASE, batch).await?;
         let mut report = DeliveryReport::default();
         for item in items {
-            let mail = match self.open_outbox_item(&item) {
+            let message = match self.open_outbox_item(&item) {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(message_id = %item.id, kind = %item.kind, error = %e, "cannot open queued message; giving up");
@@ -46,13 +46,37 @@ impl Core {
                     continue;
                 }
             };
-            match mailer.send(&mail).await {
+            let channel = message.channel().as_str();
+            // A code nobody can use any more is not worth a text message.
+            if item.give_up_at.is_some_and(|at| at <= self.clock.now()) {
+                tracing::warn!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, "message expired before it could be delivered; dropped");
+                self.store
+                    .mark_failed(item.id, "expired before delivery", None, self.clock.now())
+                    .await?;
+                metrics::counter!("twofold_messages_total", "channel" => channel, "outcome" => "expired").increment(1);
+                report.given_up += 1;
+                continue;
+            }
+            let result = delivery.deliver(item.id, &message).await;
+            let outcome = match &result {
+                Ok(()) => "sent",
+                Err(DeliveryError::Temporary(_)) => "temporary_failure",
+                Err(DeliveryError::Permanent(_)) => "permanent_failure",
+            };
+            metrics::counter!("twofold_messages_total", "channel" => channel, "outcome" => outcome)
+                .increment(1);
+            match result {
                 Ok(()) => {
                     self.store.mark_sent(item.id, self.clock.now()).await?;
                     tracing::info!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, "message delivered");
                     report.sent += 1;
                 }
-                Err(DeliveryError::Temporary(e)) if item.attempts < MAX_ATTEMPTS => {
+                Err(DeliveryError::Temporary(e))
+                    if item.attempts < MAX_ATTEMPTS
+                        && item
+                            .give_up_at
+                            .is_none_or(|at| self.clock.now() + retry_delay(item.attempts) < at) =>
+                {
                     let retry_at = self.clock.now() + retry_delay(item.attempts);
                     tracing::warn!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, error = %e, "delivery failed; will retry");
                     self.store
@@ -72,7 +96,7 @@ impl Core {
         Ok(report)
     }
 
-    fn open_outbox_item(&self, item: &OutboxItem) -> Result<Mail, CoreError> {
+    fn open_outbox_item(&self, item: &OutboxItem) -> Result<Message, CoreError> {
         let sealed = Sealed {
             key_id: item.key_id.clone(),
             blob: item.payload.clone(),
@@ -80,7 +104,10 @@ impl Core {
         let json = self
             .open_sealed(item.id.as_bytes(), &sealed)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
-        serde_json::from_slice(&json).map_err(|e| CoreError::Internal(format!("decode mail: {e}")))
+        // Messages queued before text messages existed are bare mails.
+        serde_json::from_slice::<Message>(&json)
+            .or_else(|_| serde_json::from_slice::<Mail>(&json).map(Message::Email))
+            .map_err(|e| CoreError::Internal(format!("decode message: {e}")))
     }
 
     pub async fn pending_messages(&self) -> Result<u64, CoreError> {

@@ -55,7 +55,14 @@ impl Core {
         let ctx = self.authenticate_partial(partial_token).await?;
         let owner = Owner::Account(ctx.account.id);
         let Some(used) = self
-            .use_second_factor(&owner, Some(ctx.account.id), code, meta, None)
+            .use_second_factor(
+                &owner,
+                Some(ctx.account.id),
+                code,
+                Some(ctx.session.id),
+                meta,
+                None,
+            )
             .await?
         else {
             let failures = self
@@ -69,12 +76,17 @@ impl Core {
             }
             return Err(CoreError::WrongCode);
         };
-        let amr = match used {
-            super::CodeUse::Totp { .. } => vec!["pwd".into(), "otp".into(), "mfa".into()],
-            super::CodeUse::BackupCode { .. } => {
-                vec!["pwd".into(), "backup_code".into(), "mfa".into()]
-            }
-        };
+        self.finish_second_step(&ctx, used, meta).await
+    }
+
+    /// Replaces the partial session by a full one after a good second factor.
+    pub(super) async fn finish_second_step(
+        &self,
+        ctx: &SessionContext,
+        used: super::CodeUse,
+        meta: &RequestMeta,
+    ) -> Result<(SecretString, Session, Option<u32>), CoreError> {
+        let amr = used.amr();
         let (token, full) = self.new_session(&ctx.account, SessionKind::Full, amr, meta);
         let audit = self.audit(
             "login_succeeded",
@@ -95,7 +107,7 @@ impl Core {
                     .await?;
                 Some(remaining)
             }
-            super::CodeUse::Totp { .. } => None,
+            super::CodeUse::Totp { .. } | super::CodeUse::Sent { .. } => None,
         };
         Ok((token, full.session, remaining))
     }
@@ -206,7 +218,14 @@ impl Core {
     ) -> Result<(), CoreError> {
         let owner = Owner::Account(ctx.account.id);
         match self
-            .use_second_factor(&owner, Some(ctx.account.id), code, meta, None)
+            .use_second_factor(
+                &owner,
+                Some(ctx.account.id),
+                code,
+                Some(ctx.session.id),
+                meta,
+                None,
+            )
             .await?
         {
             Some(used) => {

@@ -106,7 +106,7 @@ impl Core {
     }
 
     /// The owner for a tenant's subject. Subjects from another tenant simply do not exist here.
-    async fn subject_owner(
+    pub(super) async fn subject_owner(
         &self,
         caller: &ApiCaller,
         subject: &str,
@@ -165,8 +165,21 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<Option<Vec<String>>, CoreError> {
         let owner = self.subject_owner(caller, subject, false).await?;
-        self.confirm_totp(&owner, id, code, Changer::Api, meta)
-            .await
+        let kind = self
+            .store
+            .factors_of(&owner.key())
+            .await?
+            .into_iter()
+            .find(|f| f.id == id)
+            .map(|f| f.kind)
+            .ok_or(CoreError::NotFound)?;
+        if kind == "totp" {
+            self.confirm_totp(&owner, id, code, Changer::Api, meta)
+                .await
+        } else {
+            self.confirm_code_factor(&owner, id, code, Changer::Api, meta)
+                .await
+        }
     }
 
     /// Checks a code (TOTP or backup code) for a subject. Wrong codes are `Invalid`, not
@@ -192,7 +205,7 @@ impl Core {
             json!({ "owner": owner.key() }),
         );
         let result = match self
-            .use_second_factor(&owner, None, code, meta, Some(&audit))
+            .use_second_factor(&owner, None, code, None, meta, Some(&audit))
             .await?
         {
             Some(super::CodeUse::Totp { factor_id }) => VerifyResult::Valid {
@@ -204,6 +217,11 @@ impl Core {
                 factor_id: None,
                 kind: "backup_code",
                 backup_codes_left: Some(remaining),
+            },
+            Some(super::CodeUse::Sent { factor_id, channel }) => VerifyResult::Valid {
+                factor_id: Some(factor_id),
+                kind: if channel == "sms" { "sms" } else { "email" },
+                backup_codes_left: None,
             },
             None => VerifyResult::Invalid,
         };
