@@ -1,10 +1,12 @@
-//! Ways to deliver messages: SMTP for real mail, the log for development, and the worker that
-//! drains the outbox through either.
+//! Ways to deliver messages — SMTP for mail, SMS gateways (Twilio, a signed HTTPS webhook),
+//! the log for development — and the worker that drains the outbox through them.
 
 mod log;
+mod router;
 mod smtp;
 mod worker;
 
-pub use log::LogMailer;
+pub use log::LogDelivery;
+pub use router::Deliveries;
 pub use smtp::{SmtpConfig, SmtpMailer, SmtpSecurity};
 pub use worker::run_outbox_worker;
