@@ -283,6 +283,24 @@ pub struct CodeChallenge {
     pub voided_at: Option<OffsetDateTime>,
 }
 
+impl CodeChallenge {
+    /// `used`, `replaced` (a newer code voided it), `expired`, `locked` (too many wrong tries)
+    /// or `pending`.
+    pub fn status(&self, now: OffsetDateTime, max_attempts: u32) -> &'static str {
+        if self.used_at.is_some() {
+            "used"
+        } else if self.voided_at.is_some() {
+            "replaced"
+        } else if self.expires_at <= now {
+            "expired"
+        } else if self.attempts >= max_attempts {
+            "locked"
+        } else {
+            "pending"
+        }
+    }
+}
+
 /// One fixed-window send counter to take a unit from.
 #[derive(Debug, Clone)]
 pub struct QuotaCheck {

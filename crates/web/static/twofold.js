@@ -16,3 +16,29 @@ document.addEventListener("click", (event) => {
     window.print();
   }
 });
+
+// The second step waiting for an emailed link: ask the server every two seconds whether the
+// link was approved (then finish signing in here) or whether the message could not be sent.
+const waiting = document.querySelector("[data-poll]");
+if (waiting) {
+  const poll = () => {
+    fetch(waiting.dataset.poll, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((st) => {
+        if (!st) return;
+        const proceed = document.getElementById("link-continue");
+        if (st.approved && proceed) {
+          proceed.submit();
+          return;
+        }
+        if (st.delivery === "failed") {
+          const failed = document.getElementById("delivery-failed");
+          if (failed) failed.hidden = false;
+          if (!proceed) return;
+        }
+        setTimeout(poll, 2000);
+      })
+      .catch(() => setTimeout(poll, 5000));
+  };
+  setTimeout(poll, 2000);
+}

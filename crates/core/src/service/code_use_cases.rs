@@ -29,6 +29,7 @@ pub struct SecondStepStatus {
     pub approved: bool,
     pub delivery: Option<DeliveryState>,
     pub channel: Option<String>,
+    pub factor_id: Option<Uuid>,
 }
 
 fn view(f: &Factor) -> Option<CodeFactorView> {
@@ -233,11 +234,13 @@ impl Core {
                 approved: c.approved_at.is_some(),
                 delivery: Some(self.challenge_delivery(&c).await?),
                 channel: Some(c.channel),
+                factor_id: Some(c.factor_id),
             },
             None => SecondStepStatus {
                 approved: false,
                 delivery: None,
                 channel: None,
+                factor_id: None,
             },
         })
     }
@@ -314,7 +317,7 @@ impl Core {
         caller: &ApiCaller,
         subject: &str,
         id: Uuid,
-    ) -> Result<(CodeChallenge, DeliveryState), CoreError> {
+    ) -> Result<(CodeChallenge, &'static str, DeliveryState), CoreError> {
         let owner = self.subject_owner(caller, subject, false).await?;
         let c = self
             .store
@@ -322,6 +325,7 @@ impl Core {
             .await?
             .ok_or(CoreError::NotFound)?;
         let delivery = self.challenge_delivery(&c).await?;
-        Ok((c, delivery))
+        let status = c.status(self.clock.now(), self.settings.codes.max_attempts);
+        Ok((c, status, delivery))
     }
 }

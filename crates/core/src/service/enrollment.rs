@@ -52,6 +52,8 @@ pub struct FactorView {
     pub label: String,
     pub created_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
+    /// Masked destination of an `sms`/`email` factor.
+    pub hint: Option<String>,
 }
 
 /// Who is changing factors; decides the side effects.
@@ -134,6 +136,7 @@ impl Core {
                 label: f.label,
                 created_at: f.created_at,
                 last_used_at: f.last_used_at,
+                hint: f.hint,
             })
             .collect())
     }

@@ -15,6 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use twofold_core::CoreError;
+use twofold_core::model::DeliveryState;
+use twofold_core::ports::Channel;
 use twofold_core::service::{ApiCaller, VerifyResult};
 use uuid::Uuid;
 
@@ -24,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/subjects/{subject}/factors/{id}", delete(remove))
         .route("/subjects/{subject}/factors/{id}/confirm", post(confirm))
         .route("/subjects/{subject}/verify", post(verify))
+        .route("/subjects/{subject}/challenges", post(challenge))
+        .route("/subjects/{subject}/challenges/{id}", get(challenge_status))
         .route("/subjects/{subject}/backup-codes", post(backup_codes))
 }
 
@@ -57,6 +61,8 @@ pub struct NewFactor {
     kind: String,
     #[serde(default)]
     label: String,
+    phone: Option<String>,
+    email: Option<String>,
 }
 
 async fn create(
@@ -66,9 +72,40 @@ async fn create(
     Path(subject): Path<String>,
     ApiJson(body): ApiJson<NewFactor>,
 ) -> Result<Response, ApiError> {
-    if body.kind != "totp" {
-        return Err(CoreError::invalid("type", "Supported factor types: totp.").into());
-    }
+    let (channel, destination) = match (body.kind.as_str(), &body.phone, &body.email) {
+        ("totp", None, None) => return create_totp(state, caller, meta, subject, body).await,
+        ("sms", Some(phone), None) => (Channel::Sms, phone),
+        ("email", None, Some(email)) => (Channel::Email, email),
+        ("sms", _, _) => return Err(CoreError::invalid("phone", "Give the phone number (and only that) for an sms factor.").into()),
+        ("email", _, _) => return Err(CoreError::invalid("email", "Give the email address (and only that) for an email factor.").into()),
+        ("totp", _, _) => return Err(CoreError::invalid("type", "A totp factor takes no phone or email.").into()),
+        _ => return Err(CoreError::invalid("type", "Supported factor types: totp, sms, email.").into()),
+    };
+    let f = state
+        .core()
+        .api_begin_code_factor(&caller, &subject, channel, destination, &body.label, &meta)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": f.id,
+            "type": channel.as_str(),
+            "label": f.label,
+            "status": "pending",
+            "hint": f.hint,
+            "expires_at": f.expires_at.and_then(|t| t.format(&Rfc3339).ok()),
+        })),
+    )
+        .into_response())
+}
+
+async fn create_totp(
+    state: AppState,
+    caller: ApiCaller,
+    meta: twofold_core::model::RequestMeta,
+    subject: String,
+    body: NewFactor,
+) -> Result<Response, ApiError> {
     let p = state
         .core()
         .api_begin_totp(&caller, &subject, &body.label, &meta)
@@ -155,6 +192,7 @@ async fn list(
                 "type": f.kind,
                 "label": f.label,
                 "status": "active",
+                "hint": f.hint,
                 "created_at": f.created_at.format(&Rfc3339).unwrap_or_default(),
                 "last_used_at": f.last_used_at.and_then(|t| t.format(&Rfc3339).ok()),
             })
@@ -188,4 +226,63 @@ async fn backup_codes(
         .api_backup_codes(&caller, &subject, &meta)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "codes": codes }))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NewChallenge {
+    factor_id: String,
+}
+
+/// Sends a code to an `sms`/`email` factor. An `Idempotency-Key` header makes a retried
+/// request return the first challenge instead of sending another code.
+async fn challenge(
+    State(state): State<AppState>,
+    Tenant(caller): Tenant,
+    Client(meta): Client,
+    Path(subject): Path<String>,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<NewChallenge>,
+) -> Result<Response, ApiError> {
+    let factor = Uuid::parse_str(&body.factor_id)
+        .map_err(|_| CoreError::invalid("factor_id", "factor_id is not a factor id."))?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            CoreError::invalid("Idempotency-Key", "The idempotency key must be plain text.")
+        })?),
+        None => None,
+    };
+    let sent = state
+        .core()
+        .api_send_code(&caller, &subject, factor, key, &meta)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "challenge_id": sent.challenge_id,
+            "factor_id": sent.factor_id,
+            "channel": sent.channel.as_str(),
+            "hint": sent.hint,
+            "expires_at": sent.expires_at.format(&Rfc3339).unwrap_or_default(),
+        })),
+    )
+        .into_response())
+}
+
+async fn challenge_status(
+    State(state): State<AppState>,
+    Tenant(caller): Tenant,
+    Path((subject, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = factor_id(&id)?;
+    let (c, status, delivery) = state.core().api_challenge(&caller, &subject, id).await?;
+    Ok(Json(json!({
+        "challenge_id": c.id,
+        "factor_id": c.factor_id,
+        "channel": c.channel,
+        "status": status,
+        "delivery": delivery.as_str(),
+        "delivery_failed": delivery == DeliveryState::Failed,
+        "expires_at": c.expires_at.format(&Rfc3339).unwrap_or_default(),
+    }))
+    .into_response())
 }

@@ -109,6 +109,8 @@ async fn security(
                 context! {
                     id => f.id.to_string(),
                     label => f.label.clone(),
+                    kind => f.kind.clone(),
+                    hint => f.hint.clone(),
                     added => when(f.created_at),
                     last_used => f.last_used_at.map(when),
                 }

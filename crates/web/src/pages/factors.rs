@@ -17,11 +17,11 @@ use uuid::Uuid;
 
 use super::auth::NoFields;
 
-fn step_up_redirect() -> Response {
+pub(super) fn step_up_redirect() -> Response {
     Redirect::to("/account/step-up?next=/account/security").into_response()
 }
 
-fn parse_id(id: &str) -> Result<Uuid, CoreError> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid, CoreError> {
     Uuid::parse_str(id).map_err(|_| CoreError::NotFound)
 }
 
@@ -133,7 +133,7 @@ pub async fn confirm_totp(
 }
 
 /// Shown exactly once, right after the codes are made.
-fn backup_codes_page(
+pub(super) fn backup_codes_page(
     state: &AppState,
     jar: CookieJar,
     ctx: &SessionContext,

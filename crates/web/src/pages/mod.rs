@@ -3,6 +3,7 @@
 mod account;
 pub(crate) use account::describe_browser;
 mod auth;
+mod code_factors;
 mod factors;
 mod password_reset;
 mod second_step;
@@ -34,11 +35,34 @@ pub fn routes() -> Router<AppState> {
             "/login/second-factor",
             get(second_step::page).post(second_step::submit),
         )
+        .route("/login/second-factor/send", post(second_step::send_code))
+        .route("/login/second-factor/status", get(second_step::status))
+        .route(
+            "/login/second-factor/link",
+            post(second_step::continue_with_link),
+        )
+        .route(
+            "/login/email-link",
+            get(second_step::email_link_page).post(second_step::approve_email_link),
+        )
         .route(
             "/account/step-up",
             get(second_step::step_up_page).post(second_step::step_up),
         )
+        .route("/account/step-up/send", post(second_step::step_up_send))
         .route("/account/security/totp", post(factors::begin_totp))
+        .route(
+            "/account/security/new/{kind}",
+            get(code_factors::new_page).post(code_factors::begin),
+        )
+        .route(
+            "/account/security/codes/{id}",
+            get(code_factors::confirm_page).post(code_factors::confirm),
+        )
+        .route(
+            "/account/security/codes/{id}/resend",
+            post(code_factors::resend),
+        )
         .route("/account/security/totp/{id}", get(factors::enroll_page))
         .route(
             "/account/security/totp/{id}/confirm",
