@@ -46,11 +46,83 @@ pub struct Settings {
 pub struct SecondFactorSettings {
     /// TOTP steps accepted either side of the current one (clock drift of phones).
     pub totp_window: u32,
+    /// Digits of codes sent by SMS or email (4–10).
+    pub code_length: u8,
+    /// How long a sent code stays valid.
+    pub code_ttl_minutes: u32,
+    /// Wrong tries one sent code takes before it is dead.
+    pub code_attempts: u32,
+    /// Minimum wait before another code goes to the same phone or address.
+    pub resend_cooldown_seconds: u32,
+    pub send_limits: SendLimits,
 }
 
 impl Default for SecondFactorSettings {
     fn default() -> Self {
-        Self { totp_window: 1 }
+        let codes = twofold_core::factor::otp_code::CodeSettings::default();
+        Self {
+            totp_window: 1,
+            code_length: codes.length,
+            code_ttl_minutes: codes.ttl.whole_minutes() as u32,
+            code_attempts: codes.max_attempts,
+            resend_cooldown_seconds: codes.resend_cooldown.whole_seconds() as u32,
+            send_limits: SendLimits::default(),
+        }
+    }
+}
+
+/// Quotas against SMS pumping and toll fraud. Counted in the database, so shared by all nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SendLimits {
+    pub sms_per_number_per_hour: u32,
+    pub per_account_per_hour: u32,
+    pub per_ip_per_hour: u32,
+    pub sms_per_country_per_hour: u32,
+    /// Text messages per UTC day for the whole installation; when spent, SMS is switched off
+    /// until the next day (circuit breaker) and users are offered their other methods.
+    pub sms_per_day: u32,
+    /// ISO 3166 country codes (`["US", "DE"]`) phone numbers may be in. Empty: all.
+    pub sms_countries: Vec<String>,
+    pub emails_per_address_per_hour: u32,
+}
+
+impl Default for SendLimits {
+    fn default() -> Self {
+        let q = twofold_core::factor::otp_code::SendQuotas::default();
+        Self {
+            sms_per_number_per_hour: q.per_number_per_hour,
+            per_account_per_hour: q.per_owner_per_hour,
+            per_ip_per_hour: q.per_ip_per_hour,
+            sms_per_country_per_hour: q.per_country_per_hour,
+            sms_per_day: q.sms_per_day,
+            sms_countries: q.allowed_countries,
+            emails_per_address_per_hour: q.per_email_per_hour,
+        }
+    }
+}
+
+impl SecondFactorSettings {
+    pub fn code_settings(&self) -> twofold_core::factor::otp_code::CodeSettings {
+        twofold_core::factor::otp_code::CodeSettings {
+            length: self.code_length,
+            ttl: time::Duration::minutes(i64::from(self.code_ttl_minutes)),
+            max_attempts: self.code_attempts,
+            resend_cooldown: time::Duration::seconds(i64::from(self.resend_cooldown_seconds)),
+        }
+    }
+
+    pub fn send_quotas(&self) -> twofold_core::factor::otp_code::SendQuotas {
+        let l = &self.send_limits;
+        twofold_core::factor::otp_code::SendQuotas {
+            per_number_per_hour: l.sms_per_number_per_hour,
+            per_owner_per_hour: l.per_account_per_hour,
+            per_ip_per_hour: l.per_ip_per_hour,
+            per_country_per_hour: l.sms_per_country_per_hour,
+            sms_per_day: l.sms_per_day,
+            allowed_countries: l.sms_countries.iter().map(|c| c.to_uppercase()).collect(),
+            per_email_per_hour: l.emails_per_address_per_hour,
+        }
     }
 }
 
@@ -221,6 +293,24 @@ impl Settings {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             bail!("public_url must start with http:// or https://");
+        }
+        let sf = &self.second_factor;
+        if !(4..=10).contains(&sf.code_length) {
+            bail!("second_factor.code_length must be 4 to 10 digits");
+        }
+        if !(1..=60).contains(&sf.code_ttl_minutes) {
+            bail!("second_factor.code_ttl_minutes must be 1 to 60");
+        }
+        if !(1..=10).contains(&sf.code_attempts) {
+            bail!("second_factor.code_attempts must be 1 to 10");
+        }
+        if let Some(c) = sf
+            .send_limits
+            .sms_countries
+            .iter()
+            .find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic()))
+        {
+            bail!("second_factor.send_limits.sms_countries: {c:?} is not a two-letter country code");
         }
         if self.second_factor.totp_window > 3 {
             bail!("second_factor.totp_window must be 0 to 3 steps");

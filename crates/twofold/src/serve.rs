@@ -47,6 +47,8 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         )),
         session_lifetime: time::Duration::hours(i64::from(settings.session.lifetime_hours)),
         totp_window: settings.second_factor.totp_window,
+        codes: settings.second_factor.code_settings(),
+        send_quotas: settings.second_factor.send_quotas(),
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();
