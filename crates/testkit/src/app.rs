@@ -27,6 +27,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(db: TestDb) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// As [`spawn_app`], with settings changed by `configure` first.
+pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings)) -> TestApp {
     let store = db.store().await;
     let smtp = SmtpSink::start().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
@@ -45,16 +50,18 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
         64,
     )
     .expect("hasher");
+    let mut settings = CoreSettings {
+        public_url: url.clone(),
+        ..CoreSettings::default()
+    };
+    configure(&mut settings);
     let core = Arc::new(Core::new(
         Arc::new(store.clone()),
         clock.clone(),
         Arc::new(OsRandom),
         Arc::new(keys),
         Arc::new(hasher),
-        CoreSettings {
-            public_url: url.clone(),
-            ..CoreSettings::default()
-        },
+        settings,
     ));
     let mailer = SmtpMailer::new(&SmtpConfig {
         host: "127.0.0.1".into(),

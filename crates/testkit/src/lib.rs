@@ -6,7 +6,7 @@ pub mod db;
 pub mod smtp;
 pub mod totp;
 
-pub use app::{TestApp, spawn_app};
+pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use db::{Backend, TestDb};
 pub use smtp::{ReceivedMail, SmtpSink};
 
