@@ -25,6 +25,9 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "step_up.html",
     "totp_enroll.html",
     "backup_codes.html",
+    "code_factor_new.html",
+    "code_factor_confirm.html",
+    "email_link.html",
 );
 
 pub struct Templates {

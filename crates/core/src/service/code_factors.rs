@@ -207,7 +207,7 @@ impl Core {
             channel,
             code_hash: self.code_hash(challenge_id, &code),
             link_hash: link.as_ref().map(|l| {
-                self.hash_token(TokenPurpose::SignInLink, l.expose_secret().as_bytes())
+                self.hash_token(TokenPurpose::SignInLink, &crate::token::token_bytes(l))
             }),
             message_id: item.id,
             idempotency_key: idempotency_key.map(str::to_owned),
