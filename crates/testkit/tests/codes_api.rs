@@ -236,3 +236,106 @@ both_backends!(
     one_code_one_success_under_concurrency,
     one_code_one_success_under_concurrency
 );
+
+async fn sms_factor(app: &TestApp, key: &str, subject: &str, phone: &str) -> String {
+    let r = post(
+        app,
+        key,
+        &format!("/{subject}/factors"),
+        json!({ "type": "sms", "phone": phone }),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let created: Value = r.json().await.unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+async fn sms_quotas_and_circuit_breaker(db: TestDb) {
+    let app = twofold_testkit::spawn_app_with(db, |s| {
+        s.send_quotas.sms_per_day = 8;
+        s.send_quotas.allowed_countries = vec!["US".into(), "DE".into()];
+    })
+    .await;
+    let k = key(&app).await;
+
+    // Numbers: validated, E.164, masked; countries outside the allow-list refused.
+    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "415 555 0132" })).await;
+    assert_eq!(r.status(), 400);
+    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "+1 415" })).await;
+    assert_eq!(r.status(), 400);
+    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "+44 20 7946 0958" })).await;
+    assert_eq!(r.status(), 400);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("this country"), "{problem}");
+    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "+1 (415) 555-8318" })).await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["hint"], "+1 ••• ••• 8318");
+    let factor = created["id"].as_str().unwrap().to_owned();
+
+    // Five texts per number per hour, even with the cooldown respected; then 429 until the
+    // hour is over.
+    for i in 0..5 {
+        let r = challenge(&app, &k, "s1", &factor).await;
+        assert_eq!(r.status(), 202, "send {i}");
+        app.clock.advance(Duration::seconds(31));
+    }
+    let r = challenge(&app, &k, "s1", &factor).await;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 3600, "{retry}");
+    app.clock.advance(Duration::seconds(retry as i64 + 1));
+    assert_eq!(challenge(&app, &k, "s1", &factor).await.status(), 202);
+
+    // The daily budget (8 here) is shared by every number; when spent, SMS stops (503) while
+    // email codes go on.
+    app.clock.advance(Duration::seconds(31));
+    let mut sent = 6;
+    let mut subject = 2;
+    while sent < 8 {
+        let s = format!("s{subject}");
+        let f = sms_factor(&app, &k, &s, &format!("+1 415 555 01{subject:02}")).await;
+        assert_eq!(challenge(&app, &k, &s, &f).await.status(), 202);
+        sent += 1;
+        subject += 1;
+    }
+    let f = sms_factor(&app, &k, "s9", "+49 30 901820").await;
+    let r = challenge(&app, &k, "s9", &f).await;
+    assert_eq!(r.status(), 503);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:twofold:problem:sms-unavailable");
+    let e = post(&app, &k, "/s9/factors", json!({ "type": "email", "email": "s9@example.com" })).await;
+    let e: Value = e.json().await.unwrap();
+    assert_eq!(challenge(&app, &k, "s9", e["id"].as_str().unwrap()).await.status(), 202);
+}
+both_backends!(sms_quotas_and_circuit_breaker, sms_quotas_and_circuit_breaker);
+
+async fn per_ip_quota_uses_the_end_users_address(db: TestDb) {
+    let app = twofold_testkit::spawn_app_with(db, |s| s.send_quotas.per_ip_per_hour = 2).await;
+    let k = key(&app).await;
+    let mut factors = Vec::new();
+    for i in 0..4 {
+        let r = post(&app, &k, &format!("/p{i}/factors"), json!({ "type": "email", "email": format!("p{i}@example.com") })).await;
+        let v: Value = r.json().await.unwrap();
+        factors.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let send = |i: usize, ip: &'static str| {
+        let (app, k, f) = (&app, &k, factors[i].clone());
+        async move {
+            let path = format!("/p{i}/challenges");
+            post(app, k, &path, json!({ "factor_id": f, "client_ip": ip })).await
+        }
+    };
+    assert_eq!(send(0, "203.0.113.9").await.status(), 202);
+    assert_eq!(send(1, "203.0.113.9").await.status(), 202);
+    assert_eq!(send(2, "203.0.113.9").await.status(), 429);
+    assert_eq!(send(2, "198.51.100.7").await.status(), 202);
+    // Without client_ip, the app server's own address is not counted.
+    assert_eq!(challenge(&app, &k, "p3", &factors[3]).await.status(), 202);
+    let r = post(&app, &k, "/p3/challenges", json!({ "factor_id": factors[3], "client_ip": "nope" })).await;
+    assert_eq!(r.status(), 400);
+}
+both_backends!(
+    per_ip_quota_uses_the_end_users_address,
+    per_ip_quota_uses_the_end_users_address
+);

@@ -231,6 +231,9 @@ async fn backup_codes(
 #[derive(Deserialize)]
 pub struct NewChallenge {
     factor_id: String,
+    /// The end user's IP address, for the per-IP send quota. The caller is the app's server,
+    /// whose own address says nothing about who asked for the code.
+    client_ip: Option<String>,
 }
 
 /// Sends a code to an `sms`/`email` factor. An `Idempotency-Key` header makes a retried
@@ -251,6 +254,13 @@ async fn challenge(
         })?),
         None => None,
     };
+    let ip = match body.client_ip.as_deref() {
+        Some(ip) => Some(ip.parse().map_err(|_| {
+            CoreError::invalid("client_ip", "client_ip is not an IP address.")
+        })?),
+        None => None,
+    };
+    let meta = twofold_core::model::RequestMeta { ip, ..meta };
     let sent = state
         .core()
         .api_send_code(&caller, &subject, factor, key, &meta)
