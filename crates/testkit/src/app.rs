@@ -32,6 +32,7 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 
 /// As [`spawn_app`], with settings changed by `configure` first.
 pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings)) -> TestApp {
+    twofold_web::install_metrics();
     let store = db.store().await;
     let smtp = SmtpSink::start().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");

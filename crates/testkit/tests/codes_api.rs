@@ -256,6 +256,10 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
         s.send_quotas.allowed_countries = vec!["US".into(), "DE".into()];
     })
     .await;
+    // Quota windows are fixed (the hour, the UTC day): start just after midnight so that the
+    // hour this test spends never straddles a boundary.
+    let midnight = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    app.clock.set(midnight + Duration::seconds(30));
     let k = key(&app).await;
 
     // Numbers: validated, E.164, masked; countries outside the allow-list refused.
@@ -285,7 +289,9 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 3600, "{retry}");
     app.clock.advance(Duration::seconds(retry as i64 + 1));
-    assert_eq!(challenge(&app, &k, "s1", &factor).await.status(), 202);
+    // (The pending factor has expired by now; the number is free again for a new one.)
+    let again = sms_factor(&app, &k, "s1b", "+1 415 555 8318").await;
+    assert_eq!(challenge(&app, &k, "s1b", &again).await.status(), 202);
 
     // The daily budget (8 here) is shared by every number; when spent, SMS stops (503) while
     // email codes go on.
@@ -307,11 +313,32 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
     let e = post(&app, &k, "/s9/factors", json!({ "type": "email", "email": "s9@example.com" })).await;
     let e: Value = e.json().await.unwrap();
     assert_eq!(challenge(&app, &k, "s9", e["id"].as_str().unwrap()).await.status(), 202);
+
+    // Sends by channel, country and outcome, for Prometheus.
+    let metrics = reqwest::get(app.at("/metrics")).await.unwrap().text().await.unwrap();
+    let line = |channel: &str, country: &str, outcome: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("twofold_codes_requested_total{")
+                    && l.contains(&format!("channel=\"{channel}\""))
+                    && l.contains(&format!("country=\"{country}\""))
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    assert_eq!(line("sms", "US", "queued"), Some(8), "{metrics}");
+    assert_eq!(line("sms", "US", "quota"), Some(1), "{metrics}");
+    assert_eq!(line("sms", "DE", "circuit_open"), Some(1), "{metrics}");
+    assert_eq!(line("email", "unknown", "queued"), Some(1), "{metrics}");
 }
 both_backends!(sms_quotas_and_circuit_breaker, sms_quotas_and_circuit_breaker);
 
 async fn per_ip_quota_uses_the_end_users_address(db: TestDb) {
     let app = twofold_testkit::spawn_app_with(db, |s| s.send_quotas.per_ip_per_hour = 2).await;
+    let midnight = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    app.clock.set(midnight + Duration::seconds(30));
     let k = key(&app).await;
     let mut factors = Vec::new();
     for i in 0..4 {

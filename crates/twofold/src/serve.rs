@@ -107,6 +107,7 @@ pub async fn migrate_only(settings: &Settings) -> Result<()> {
 pub async fn run(settings: Settings) -> Result<()> {
     check_clock();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    twofold_web::install_metrics();
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

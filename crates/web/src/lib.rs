@@ -13,6 +13,7 @@ mod session;
 mod state;
 mod templates;
 
+pub use health::install_metrics;
 pub use state::{AppState, Branding, WebSettings};
 
 use axum::Router;
