@@ -150,5 +150,25 @@ async fn email_codes_in_the_pages(db: TestDb) {
     let r = form(&app, &b4, "/login/email-link", &[("csrf", &csrf_of(&html)), ("token", &hidden(&html, "token"))]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(page(&app, &b4, "/account").await.0, 200);
+
+    // The same through the JSON API.
+    app.clock.advance(Duration::seconds(31));
+    let b5 = partial(&app, email).await;
+    let options: Value = b5.get(app.at("/api/v1/session/second-factor")).send().await.unwrap().json().await.unwrap();
+    let sender = &options["code_factors"][0];
+    assert_eq!(sender["channel"], "email");
+    assert_eq!(sender["hint"], "c•••@example.net");
+    let r = b5
+        .post(app.at("/api/v1/session/second-factor/code"))
+        .json(&serde_json::json!({ "factor_id": sender["id"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let code = code_of(&app.smtp.wait_for(codes_to, 4).await);
+    let r = app.second_factor(&b5, &code).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "signed_in");
 }
 both_backends!(email_codes_in_the_pages, email_codes_in_the_pages);

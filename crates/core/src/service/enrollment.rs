@@ -319,15 +319,17 @@ impl Core {
         let others_active = factors
             .iter()
             .any(|f| f.id != id && f.status == FactorStatus::Active);
+        let hint = factor.hint.as_deref().unwrap_or_default();
+        let name = match factor.kind.as_str() {
+            "sms" => format!("The phone number {hint} (codes by text message)"),
+            "email" => format!("The address {hint} (codes by email)"),
+            _ => format!("The authenticator \"{}\"", factor.label),
+        };
         let what = if others_active {
-            format!(
-                "The authenticator \"{}\" was removed from your account.",
-                factor.label
-            )
+            format!("{name} was removed from your account.")
         } else {
             format!(
-                "The authenticator \"{}\" was removed. Two-factor authentication is now off for your account, and your backup codes no longer work.",
-                factor.label
+                "{name} was removed. Two-factor authentication is now off for your account, and your backup codes no longer work."
             )
         };
         let effects = self.effects(

@@ -130,6 +130,55 @@ pub async fn second_factor(
     }
 }
 
+/// What a waiting second step can use: its methods, and the phones and addresses that can be
+/// sent a code.
+pub async fn second_factor_options(
+    State(state): State<AppState>,
+    jar: CookieJar,
+) -> Result<Response, ApiError> {
+    let token = session_token(&jar, &state).ok_or(CoreError::Unauthenticated)?;
+    let core = state.core();
+    let ctx = core.authenticate_partial(&token).await?;
+    let methods = core.second_factor_methods(&ctx.account).await?;
+    let senders: Vec<_> = core
+        .account_code_factors(&ctx.account)
+        .await?
+        .iter()
+        .map(|f| json!({ "id": f.id, "channel": f.channel.as_str(), "hint": f.hint }))
+        .collect();
+    Ok(Json(json!({ "methods": methods, "code_factors": senders })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SendCode {
+    factor_id: String,
+}
+
+/// Sends a login code by SMS or email; the code then goes to `POST /session/second-factor`.
+pub async fn second_factor_send(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<SendCode>,
+) -> Result<Response, ApiError> {
+    let token = session_token(&jar, &state).ok_or(CoreError::Unauthenticated)?;
+    let factor = uuid::Uuid::parse_str(&body.factor_id)
+        .map_err(|_| CoreError::invalid("factor_id", "factor_id is not a factor id."))?;
+    let sent = state
+        .core()
+        .second_step_send_code(&token, factor, &meta)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "channel": sent.channel.as_str(),
+            "hint": sent.hint,
+            "expires_at": sent.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        })),
+    )
+        .into_response())
+}
+
 /// Proves a second factor again, for sensitive changes made through the API.
 pub async fn step_up(
     State(state): State<AppState>,

@@ -19,7 +19,11 @@ pub fn routes() -> Router<AppState> {
         .route("/signup", post(auth::signup))
         .route("/email-verification", post(auth::verify_email))
         .route("/session", post(auth::log_in).delete(auth::log_out))
-        .route("/session/second-factor", post(auth::second_factor))
+        .route(
+            "/session/second-factor",
+            get(auth::second_factor_options).post(auth::second_factor),
+        )
+        .route("/session/second-factor/code", post(auth::second_factor_send))
         .route("/session/step-up", post(auth::step_up))
         .merge(subjects::routes())
         .route("/password-reset", post(auth::request_password_reset))
