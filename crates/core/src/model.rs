@@ -313,11 +313,13 @@ pub struct QuotaCheck {
 pub enum ChallengeStart {
     Started,
     /// The idempotency key was seen before: that challenge, nothing sent.
-    Existing(CodeChallenge),
+    Existing(Box<CodeChallenge>),
     /// The factor had a code less than the cooldown ago (or is not there).
     Cooldown,
     /// `QuotaCheck` number `index` is spent; nothing was counted or sent.
-    QuotaExceeded { index: usize },
+    QuotaExceeded {
+        index: usize,
+    },
 }
 
 /// Where an outbox message is.

@@ -16,12 +16,18 @@ pub struct Phone {
 pub fn parse(input: &str) -> Result<Phone, CoreError> {
     let trimmed = input.trim();
     if !trimmed.starts_with('+') || trimmed.len() > 32 {
-        return Err(CoreError::invalid("phone", "enter the number in international format, starting with + and the country code"));
+        return Err(CoreError::invalid(
+            "phone",
+            "enter the number in international format, starting with + and the country code",
+        ));
     }
     let number = phonenumber::parse(None, trimmed)
         .map_err(|_| CoreError::invalid("phone", "this is not a valid phone number"))?;
     if !phonenumber::is_valid(&number) {
-        return Err(CoreError::invalid("phone", "this is not a valid phone number"));
+        return Err(CoreError::invalid(
+            "phone",
+            "this is not a valid phone number",
+        ));
     }
     let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
     let country = number.country().id().map(|id| id.as_ref().to_string());

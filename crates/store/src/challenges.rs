@@ -78,7 +78,9 @@ impl ChallengeStore for SqlStore {
             .await
             .map_err(db_error)?;
             if let Some(row) = earlier {
-                return Ok(ChallengeStart::Existing(challenge_from_row(&row)?));
+                return Ok(ChallengeStart::Existing(Box::new(challenge_from_row(
+                    &row,
+                )?)));
             }
         }
         if !cooled {
@@ -281,13 +283,11 @@ impl ChallengeStore for SqlStore {
     }
 
     async fn delivery_state(&self, message_id: Uuid) -> StoreResult<Option<DeliveryState>> {
-        let row = sqlx::query(
-            "SELECT sent_at, failed_at, last_error FROM outbox WHERE id = $1",
-        )
-        .bind(message_id.to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let row = sqlx::query("SELECT sent_at, failed_at, last_error FROM outbox WHERE id = $1")
+            .bind(message_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
         let Some(row) = row else {
             return Ok(None);
         };

@@ -13,7 +13,12 @@ async fn page(app: &TestApp, c: &reqwest::Client, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn form(app: &TestApp, c: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+async fn form(
+    app: &TestApp,
+    c: &reqwest::Client,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     c.post(app.at(path)).form(fields).send().await.unwrap()
 }
 
@@ -23,7 +28,10 @@ fn location(r: &reqwest::Response) -> String {
 
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
@@ -38,7 +46,14 @@ async fn partial(app: &TestApp, email: &str) -> reqwest::Client {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "second_factor_required");
-    assert!(body["methods"].as_array().unwrap().iter().any(|m| m == "email"), "{body}");
+    assert!(
+        body["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "email"),
+        "{body}"
+    );
     c
 }
 
@@ -51,12 +66,18 @@ async fn send_login_code(app: &TestApp, c: &reqwest::Client) {
         app,
         c,
         "/login/second-factor/send",
-        &[("csrf", &csrf_of(&html)), ("factor_id", &hidden(&html, "factor_id"))],
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("factor_id", &hidden(&html, "factor_id")),
+        ],
     )
     .await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let (_, html) = page(app, c, "/login/second-factor").await;
-    assert!(html.contains("We sent an email with a code to <strong>c•••@example.net"), "{html}");
+    assert!(
+        html.contains("We sent an email with a code to <strong>c•••@example.net"),
+        "{html}"
+    );
 }
 
 async fn email_codes_in_the_pages(db: TestDb) {
@@ -69,23 +90,55 @@ async fn email_codes_in_the_pages(db: TestDb) {
 
     // Security settings → Add email codes → another address → the code mailed there.
     let (_, html) = page(&app, &c, "/account/security/new/email").await;
-    assert!(html.contains(&format!("value=\"{email}\"")), "the account address is offered: {html}");
-    let r = form(&app, &c, "/account/security/new/email", &[("csrf", &csrf_of(&html)), ("destination", "not an address")]).await;
+    assert!(
+        html.contains(&format!("value=\"{email}\"")),
+        "the account address is offered: {html}"
+    );
+    let r = form(
+        &app,
+        &c,
+        "/account/security/new/email",
+        &[("csrf", &csrf_of(&html)), ("destination", "not an address")],
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let r = form(&app, &c, "/account/security/new/email", &[("csrf", &csrf_of(&html)), ("destination", codes_to)]).await;
+    let r = form(
+        &app,
+        &c,
+        "/account/security/new/email",
+        &[("csrf", &csrf_of(&html)), ("destination", codes_to)],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     let confirm_at = location(&r);
     let (_, html) = page(&app, &c, &confirm_at).await;
     assert!(html.contains("c•••@example.net"), "{html}");
     let code = code_of(&app.smtp.wait_for(codes_to, 0).await);
-    let r = form(&app, &c, &confirm_at, &[("csrf", &csrf_of(&html)), ("code", "000000")]).await;
+    let r = form(
+        &app,
+        &c,
+        &confirm_at,
+        &[("csrf", &csrf_of(&html)), ("code", "000000")],
+    )
+    .await;
     assert_eq!(r.status(), 422);
-    let r = form(&app, &c, &confirm_at, &[("csrf", &csrf_of(&html)), ("code", &code)]).await;
+    let r = form(
+        &app,
+        &c,
+        &confirm_at,
+        &[("csrf", &csrf_of(&html)), ("code", &code)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Your backup codes"));
     // The owner is told at the account address.
     let told = app.smtp.wait_for(email, 1).await;
-    assert!(told.data.contains("Email codes to c•••@example.net were turned on"), "{}", told.data);
+    assert!(
+        told.data
+            .contains("Email codes to c•••@example.net were turned on"),
+        "{}",
+        told.data
+    );
     let (_, html) = page(&app, &c, "/account/security").await;
     assert!(html.contains("Email codes to c•••@example.net"), "{html}");
 
@@ -94,9 +147,18 @@ async fn email_codes_in_the_pages(db: TestDb) {
     let b1 = partial(&app, email).await;
     send_login_code(&app, &b1).await;
     let mail = app.smtp.wait_for(codes_to, 1).await;
-    assert!(mail.link("/login/email-link").is_some(), "login codes come with a link");
+    assert!(
+        mail.link("/login/email-link").is_some(),
+        "login codes come with a link"
+    );
     let (_, html) = page(&app, &b1, "/login/second-factor").await;
-    let r = form(&app, &b1, "/login/second-factor", &[("csrf", &csrf_of(&html)), ("code", &code_of(&mail))]).await;
+    let r = form(
+        &app,
+        &b1,
+        "/login/second-factor",
+        &[("csrf", &csrf_of(&html)), ("code", &code_of(&mail))],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account");
     assert_eq!(page(&app, &b1, "/account").await.0, 200);
@@ -108,36 +170,93 @@ async fn email_codes_in_the_pages(db: TestDb) {
     send_login_code(&app, &b2).await;
     let code = code_of(&app.smtp.wait_for(codes_to, 2).await);
     let (_, html) = page(&app, &b3, "/login/second-factor").await;
-    let r = form(&app, &b3, "/login/second-factor", &[("csrf", &csrf_of(&html)), ("code", &code)]).await;
+    let r = form(
+        &app,
+        &b3,
+        "/login/second-factor",
+        &[("csrf", &csrf_of(&html)), ("code", &code)],
+    )
+    .await;
     assert_eq!(r.status(), 422, "another browser's code was accepted");
 
     // The link, opened in a different browser: approved, but that browser stays signed out,
     // and the waiting browser (b2) proceeds.
-    let link = app.smtp.wait_for(codes_to, 2).await.link("/login/email-link").unwrap();
+    let link = app
+        .smtp
+        .wait_for(codes_to, 2)
+        .await
+        .link("/login/email-link")
+        .unwrap();
     let other = app.client();
     let r = other.get(&link).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("Approve sign-in"));
-    let status: Value = b2.get(app.at("/login/second-factor/status")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(status["approved"], false, "a GET of the link must not approve");
+    let status: Value = b2
+        .get(app.at("/login/second-factor/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status["approved"], false,
+        "a GET of the link must not approve"
+    );
     let token = hidden(&html, "token");
-    let r = form(&app, &other, "/login/email-link", &[("csrf", &csrf_of(&html)), ("token", &token)]).await;
+    let r = form(
+        &app,
+        &other,
+        "/login/email-link",
+        &[("csrf", &csrf_of(&html)), ("token", &token)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("Approved — return to the window where you signed in"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Approved — return to the window where you signed in")
+    );
     let r = other.get(app.at("/account")).send().await.unwrap();
     assert_eq!(r.status(), 303, "the approving browser was signed in");
     // Used once.
-    let r = form(&app, &other, "/login/email-link", &[("csrf", &csrf_of(&html)), ("token", &token)]).await;
+    let r = form(
+        &app,
+        &other,
+        "/login/email-link",
+        &[("csrf", &csrf_of(&html)), ("token", &token)],
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let status: Value = b2.get(app.at("/login/second-factor/status")).send().await.unwrap().json().await.unwrap();
+    let status: Value = b2
+        .get(app.at("/login/second-factor/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(status["approved"], true);
     // b3 cannot ride on b2's approval.
     let (_, html) = page(&app, &b3, "/login/second-factor").await;
-    let r = form(&app, &b3, "/login/second-factor/link", &[("csrf", &csrf_of(&html))]).await;
+    let r = form(
+        &app,
+        &b3,
+        "/login/second-factor/link",
+        &[("csrf", &csrf_of(&html))],
+    )
+    .await;
     assert_eq!(r.status(), 409);
     let (_, html) = page(&app, &b2, "/login/second-factor").await;
-    let r = form(&app, &b2, "/login/second-factor/link", &[("csrf", &csrf_of(&html))]).await;
+    let r = form(
+        &app,
+        &b2,
+        "/login/second-factor/link",
+        &[("csrf", &csrf_of(&html))],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(page(&app, &b2, "/account").await.0, 200);
 
@@ -145,16 +264,37 @@ async fn email_codes_in_the_pages(db: TestDb) {
     app.clock.advance(Duration::seconds(31));
     let b4 = partial(&app, email).await;
     send_login_code(&app, &b4).await;
-    let link = app.smtp.wait_for(codes_to, 3).await.link("/login/email-link").unwrap();
+    let link = app
+        .smtp
+        .wait_for(codes_to, 3)
+        .await
+        .link("/login/email-link")
+        .unwrap();
     let html = b4.get(&link).send().await.unwrap().text().await.unwrap();
-    let r = form(&app, &b4, "/login/email-link", &[("csrf", &csrf_of(&html)), ("token", &hidden(&html, "token"))]).await;
+    let r = form(
+        &app,
+        &b4,
+        "/login/email-link",
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("token", &hidden(&html, "token")),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 303);
     assert_eq!(page(&app, &b4, "/account").await.0, 200);
 
     // The same through the JSON API.
     app.clock.advance(Duration::seconds(31));
     let b5 = partial(&app, email).await;
-    let options: Value = b5.get(app.at("/api/v1/session/second-factor")).send().await.unwrap().json().await.unwrap();
+    let options: Value = b5
+        .get(app.at("/api/v1/session/second-factor"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let sender = &options["code_factors"][0];
     assert_eq!(sender["channel"], "email");
     assert_eq!(sender["hint"], "c•••@example.net");

@@ -29,7 +29,10 @@ async fn mailed_code(app: &TestApp, to: &str, nth: usize) -> String {
     let mail = app.smtp.wait_for(to, nth).await;
     let subject = mail.subject();
     let code = subject.rsplit(' ').next().unwrap().to_owned();
-    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "{subject}");
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{subject}"
+    );
     code
 }
 
@@ -44,7 +47,13 @@ async fn challenge(app: &TestApp, key: &str, subject: &str, factor: &str) -> req
 }
 
 async fn verify(app: &TestApp, key: &str, subject: &str, code: &str) -> Value {
-    let r = post(app, key, &format!("/{subject}/verify"), json!({ "code": code })).await;
+    let r = post(
+        app,
+        key,
+        &format!("/{subject}/verify"),
+        json!({ "code": code }),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
@@ -88,10 +97,22 @@ async fn email_code_lifecycle(db: TestDb) {
     let r = post(&app, &k, "/u1/factors", json!({ "type": "email" })).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    let r = post(&app, &k, "/u1/factors", json!({ "type": "email", "email": "nope" })).await;
+    let r = post(
+        &app,
+        &k,
+        "/u1/factors",
+        json!({ "type": "email", "email": "nope" }),
+    )
+    .await;
     assert_eq!(r.status(), 400);
 
-    let r = post(&app, &k, "/u1/factors", json!({ "type": "email", "email": to })).await;
+    let r = post(
+        &app,
+        &k,
+        "/u1/factors",
+        json!({ "type": "email", "email": to }),
+    )
+    .await;
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     assert_eq!(created["hint"], "a•••@example.com");
@@ -105,9 +126,21 @@ async fn email_code_lifecycle(db: TestDb) {
     let code = mailed_code(&app, to, 0).await;
     assert_eq!(verify(&app, &k, "u1", &code).await["valid"], false);
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    let r = post(&app, &k, &format!("/u1/factors/{id}/confirm"), json!({ "code": wrong })).await;
+    let r = post(
+        &app,
+        &k,
+        &format!("/u1/factors/{id}/confirm"),
+        json!({ "code": wrong }),
+    )
+    .await;
     assert_eq!(r.status(), 422);
-    let r = post(&app, &k, &format!("/u1/factors/{id}/confirm"), json!({ "code": code })).await;
+    let r = post(
+        &app,
+        &k,
+        &format!("/u1/factors/{id}/confirm"),
+        json!({ "code": code }),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "active");
@@ -119,13 +152,18 @@ async fn email_code_lifecycle(db: TestDb) {
     assert_eq!(r.status(), 202);
     let sent: Value = r.json().await.unwrap();
     let code = mailed_code(&app, to, 1).await;
-    let status: Value = api(&app, &k, reqwest::Method::GET, &format!("/u1/challenges/{}", sent["challenge_id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = api(
+        &app,
+        &k,
+        reqwest::Method::GET,
+        &format!("/u1/challenges/{}", sent["challenge_id"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(status["status"], "pending");
     assert_eq!(status["delivery"], "sent");
     let ok = verify(&app, &k, "u1", &code).await;
@@ -138,7 +176,8 @@ async fn email_code_lifecycle(db: TestDb) {
     app.clock.advance(Duration::seconds(31));
     assert_eq!(challenge(&app, &k, "u1", &id).await.status(), 202);
     let code = mailed_code(&app, to, 2).await;
-    app.clock.advance(Duration::minutes(10) + Duration::seconds(1));
+    app.clock
+        .advance(Duration::minutes(10) + Duration::seconds(1));
     assert_eq!(verify(&app, &k, "u1", &code).await["valid"], false);
 
     // Five wrong tries kill a code, even for the right one afterwards.
@@ -180,7 +219,11 @@ async fn cooldown_replacement_and_idempotency(db: TestDb) {
     assert_eq!(first["challenge_id"], again["challenge_id"]);
     let old_code = mailed_code(&app, to, sent_before).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(app.smtp.count_to(to), sent_before + 1, "a retried send mailed twice");
+    assert_eq!(
+        app.smtp.count_to(to),
+        sent_before + 1,
+        "a retried send mailed twice"
+    );
 
     // Within 30 s another code is refused with Retry-After.
     let r = challenge(&app, &k, "u2", &id).await;
@@ -263,15 +306,42 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
     let k = key(&app).await;
 
     // Numbers: validated, E.164, masked; countries outside the allow-list refused.
-    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "415 555 0132" })).await;
+    let r = post(
+        &app,
+        &k,
+        "/s1/factors",
+        json!({ "type": "sms", "phone": "415 555 0132" }),
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "+1 415" })).await;
+    let r = post(
+        &app,
+        &k,
+        "/s1/factors",
+        json!({ "type": "sms", "phone": "+1 415" }),
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "+44 20 7946 0958" })).await;
+    let r = post(
+        &app,
+        &k,
+        "/s1/factors",
+        json!({ "type": "sms", "phone": "+44 20 7946 0958" }),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let problem: Value = r.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("this country"), "{problem}");
-    let r = post(&app, &k, "/s1/factors", json!({ "type": "sms", "phone": "+1 (415) 555-8318" })).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("this country"),
+        "{problem}"
+    );
+    let r = post(
+        &app,
+        &k,
+        "/s1/factors",
+        json!({ "type": "sms", "phone": "+1 (415) 555-8318" }),
+    )
+    .await;
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     assert_eq!(created["hint"], "+1 ••• ••• 8318");
@@ -286,7 +356,11 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
     }
     let r = challenge(&app, &k, "s1", &factor).await;
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry > 0 && retry <= 3600, "{retry}");
     app.clock.advance(Duration::seconds(retry as i64 + 1));
     // (The pending factor has expired by now; the number is free again for a new one.)
@@ -310,12 +384,28 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
     assert_eq!(r.status(), 503);
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["type"], "urn:twofold:problem:sms-unavailable");
-    let e = post(&app, &k, "/s9/factors", json!({ "type": "email", "email": "s9@example.com" })).await;
+    let e = post(
+        &app,
+        &k,
+        "/s9/factors",
+        json!({ "type": "email", "email": "s9@example.com" }),
+    )
+    .await;
     let e: Value = e.json().await.unwrap();
-    assert_eq!(challenge(&app, &k, "s9", e["id"].as_str().unwrap()).await.status(), 202);
+    assert_eq!(
+        challenge(&app, &k, "s9", e["id"].as_str().unwrap())
+            .await
+            .status(),
+        202
+    );
 
     // Sends by channel, country and outcome, for Prometheus.
-    let metrics = reqwest::get(app.at("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(app.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let line = |channel: &str, country: &str, outcome: &str| {
         metrics
             .lines()
@@ -333,7 +423,10 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
     assert_eq!(line("sms", "DE", "circuit_open"), Some(1), "{metrics}");
     assert_eq!(line("email", "unknown", "queued"), Some(1), "{metrics}");
 }
-both_backends!(sms_quotas_and_circuit_breaker, sms_quotas_and_circuit_breaker);
+both_backends!(
+    sms_quotas_and_circuit_breaker,
+    sms_quotas_and_circuit_breaker
+);
 
 async fn per_ip_quota_uses_the_end_users_address(db: TestDb) {
     let app = twofold_testkit::spawn_app_with(db, |s| s.send_quotas.per_ip_per_hour = 2).await;
@@ -342,7 +435,13 @@ async fn per_ip_quota_uses_the_end_users_address(db: TestDb) {
     let k = key(&app).await;
     let mut factors = Vec::new();
     for i in 0..4 {
-        let r = post(&app, &k, &format!("/p{i}/factors"), json!({ "type": "email", "email": format!("p{i}@example.com") })).await;
+        let r = post(
+            &app,
+            &k,
+            &format!("/p{i}/factors"),
+            json!({ "type": "email", "email": format!("p{i}@example.com") }),
+        )
+        .await;
         let v: Value = r.json().await.unwrap();
         factors.push(v["id"].as_str().unwrap().to_owned());
     }
@@ -359,7 +458,13 @@ async fn per_ip_quota_uses_the_end_users_address(db: TestDb) {
     assert_eq!(send(2, "198.51.100.7").await.status(), 202);
     // Without client_ip, the app server's own address is not counted.
     assert_eq!(challenge(&app, &k, "p3", &factors[3]).await.status(), 202);
-    let r = post(&app, &k, "/p3/challenges", json!({ "factor_id": factors[3], "client_ip": "nope" })).await;
+    let r = post(
+        &app,
+        &k,
+        "/p3/challenges",
+        json!({ "factor_id": factors[3], "client_ip": "nope" }),
+    )
+    .await;
     assert_eq!(r.status(), 400);
 }
 both_backends!(

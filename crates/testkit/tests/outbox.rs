@@ -55,6 +55,7 @@ async fn concurrent_claims_never_share_a_message(db: TestDb) {
             key_id: "k".into(),
             payload: vec![i],
             created_at: now,
+            give_up_at: None,
         };
         store.enqueue(&item, None).await.unwrap();
     }

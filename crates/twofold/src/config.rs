@@ -310,7 +310,9 @@ impl Settings {
             .iter()
             .find(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic()))
         {
-            bail!("second_factor.send_limits.sms_countries: {c:?} is not a two-letter country code");
+            bail!(
+                "second_factor.send_limits.sms_countries: {c:?} is not a two-letter country code"
+            );
         }
         if self.second_factor.totp_window > 3 {
             bail!("second_factor.totp_window must be 0 to 3 steps");

@@ -76,7 +76,11 @@ impl Core {
         let (value, hint, default_label) = match channel {
             Channel::Sms => {
                 let p = phone::parse(destination)?;
-                if !self.settings.send_quotas.country_allowed(p.country.as_deref()) {
+                if !self
+                    .settings
+                    .send_quotas
+                    .country_allowed(p.country.as_deref())
+                {
                     return Err(CoreError::invalid(
                         "phone",
                         "We cannot send text messages to numbers in this country.",
@@ -173,8 +177,8 @@ impl Core {
         let challenge_id = self.new_id();
         let expires_at = now + settings.ttl;
         let minutes = settings.ttl.whole_minutes().max(1);
-        let link = (channel == Channel::Email && purpose == CodePurpose::Login)
-            .then(|| self.new_secret());
+        let link =
+            (channel == Channel::Email && purpose == CodePurpose::Login).then(|| self.new_secret());
         let message = match channel {
             Channel::Sms => Message::Sms(mail::code_sms(
                 &self.branding(),
@@ -206,9 +210,9 @@ impl Core {
             session_id: session,
             channel,
             code_hash: self.code_hash(challenge_id, &code),
-            link_hash: link.as_ref().map(|l| {
-                self.hash_token(TokenPurpose::SignInLink, &crate::token::token_bytes(l))
-            }),
+            link_hash: link
+                .as_ref()
+                .map(|l| self.hash_token(TokenPurpose::SignInLink, &crate::token::token_bytes(l))),
             message_id: item.id,
             idempotency_key: idempotency_key.map(str::to_owned),
             created_at: now,
@@ -248,8 +252,11 @@ impl Core {
         ];
         match outcome {
             ChallengeStart::Started => {
-                metrics::counter!("twofold_codes_requested_total", &labels_with(&labels, "queued"))
-                    .increment(1);
+                metrics::counter!(
+                    "twofold_codes_requested_total",
+                    &labels_with(&labels, "queued")
+                )
+                .increment(1);
                 self.outbox_wakeup.notify_one();
                 Ok(SentCode {
                     challenge_id,
@@ -267,8 +274,11 @@ impl Core {
                 hint: factor.hint.clone().unwrap_or_default(),
             }),
             ChallengeStart::Cooldown => {
-                metrics::counter!("twofold_codes_requested_total", &labels_with(&labels, "cooldown"))
-                    .increment(1);
+                metrics::counter!(
+                    "twofold_codes_requested_total",
+                    &labels_with(&labels, "cooldown")
+                )
+                .increment(1);
                 Err(CoreError::SendLimited {
                     retry_after_secs: settings.resend_cooldown.whole_seconds().max(1) as u64,
                 })
@@ -276,16 +286,22 @@ impl Core {
             ChallengeStart::QuotaExceeded { index } => {
                 let q = &quotas[index];
                 if q.key == GLOBAL_SMS {
-                    metrics::counter!("twofold_codes_requested_total", &labels_with(&labels, "circuit_open"))
-                        .increment(1);
+                    metrics::counter!(
+                        "twofold_codes_requested_total",
+                        &labels_with(&labels, "circuit_open")
+                    )
+                    .increment(1);
                     tracing::error!(
                         limit = q.limit,
                         "SMS circuit breaker open: the daily SMS budget is spent; SMS is off until the next UTC day"
                     );
                     return Err(CoreError::SmsUnavailable);
                 }
-                metrics::counter!("twofold_codes_requested_total", &labels_with(&labels, "quota"))
-                    .increment(1);
+                metrics::counter!(
+                    "twofold_codes_requested_total",
+                    &labels_with(&labels, "quota")
+                )
+                .increment(1);
                 let quota_kind = q.key.split(':').take(2).collect::<Vec<_>>().join(":");
                 tracing::warn!(quota = %quota_kind, limit = q.limit, "send quota reached");
                 let length = if q.key.starts_with("sms:global") {
@@ -322,12 +338,21 @@ impl Core {
         let mut out = Vec::new();
         match channel {
             Channel::Sms => {
-                out.push(check(format!("sms:number:{destination}"), q.per_number_per_hour));
-                out.push(check(format!("sms:owner:{}", owner.key()), q.per_owner_per_hour));
+                out.push(check(
+                    format!("sms:number:{destination}"),
+                    q.per_number_per_hour,
+                ));
+                out.push(check(
+                    format!("sms:owner:{}", owner.key()),
+                    q.per_owner_per_hour,
+                ));
                 if let Some(ip) = meta.ip_string() {
                     out.push(check(format!("sms:ip:{ip}"), q.per_ip_per_hour));
                 }
-                out.push(check(format!("sms:country:{country}"), q.per_country_per_hour));
+                out.push(check(
+                    format!("sms:country:{country}"),
+                    q.per_country_per_hour,
+                ));
                 out.push(QuotaCheck {
                     key: GLOBAL_SMS.into(),
                     window_start: window(now, Duration::days(1)),
@@ -335,8 +360,14 @@ impl Core {
                 });
             }
             Channel::Email => {
-                out.push(check(format!("email:address:{destination}"), q.per_email_per_hour));
-                out.push(check(format!("email:owner:{}", owner.key()), q.per_owner_per_hour));
+                out.push(check(
+                    format!("email:address:{destination}"),
+                    q.per_email_per_hour,
+                ));
+                out.push(check(
+                    format!("email:owner:{}", owner.key()),
+                    q.per_owner_per_hour,
+                ));
                 if let Some(ip) = meta.ip_string() {
                     out.push(check(format!("email:ip:{ip}"), q.per_ip_per_hour));
                 }
@@ -376,7 +407,12 @@ impl Core {
             Changer::Api => None,
         };
         if self
-            .consume_code_of(owner, code, |c| c.factor_id == id && c.session_id == session, None)
+            .consume_code_of(
+                owner,
+                code,
+                |c| c.factor_id == id && c.session_id == session,
+                None,
+            )
             .await?
             .is_none()
         {

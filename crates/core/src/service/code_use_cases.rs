@@ -229,20 +229,22 @@ impl Core {
     ) -> Result<SecondStepStatus, CoreError> {
         let ctx = self.authenticate_partial(partial_token).await?;
         let owner = Owner::Account(ctx.account.id);
-        Ok(match self.session_challenge(&owner, ctx.session.id).await? {
-            Some(c) => SecondStepStatus {
-                approved: c.approved_at.is_some(),
-                delivery: Some(self.challenge_delivery(&c).await?),
-                channel: Some(c.channel),
-                factor_id: Some(c.factor_id),
+        Ok(
+            match self.session_challenge(&owner, ctx.session.id).await? {
+                Some(c) => SecondStepStatus {
+                    approved: c.approved_at.is_some(),
+                    delivery: Some(self.challenge_delivery(&c).await?),
+                    channel: Some(c.channel),
+                    factor_id: Some(c.factor_id),
+                },
+                None => SecondStepStatus {
+                    approved: false,
+                    delivery: None,
+                    channel: None,
+                    factor_id: None,
+                },
             },
-            None => SecondStepStatus {
-                approved: false,
-                delivery: None,
-                channel: None,
-                factor_id: None,
-            },
-        })
+        )
     }
 
     /// Completes login in the browser that started it, once its emailed link was approved.
@@ -308,8 +310,16 @@ impl Core {
             FactorStatus::Pending => CodePurpose::Confirm,
             FactorStatus::Active => CodePurpose::Verify,
         };
-        self.send_code(&owner, factor_id, purpose, None, idempotency_key, None, meta)
-            .await
+        self.send_code(
+            &owner,
+            factor_id,
+            purpose,
+            None,
+            idempotency_key,
+            None,
+            meta,
+        )
+        .await
     }
 
     pub async fn api_challenge(

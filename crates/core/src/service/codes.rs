@@ -12,10 +12,17 @@ use uuid::Uuid;
 /// What a correct code was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeUse {
-    Totp { factor_id: Uuid },
-    BackupCode { remaining: u32 },
+    Totp {
+        factor_id: Uuid,
+    },
+    BackupCode {
+        remaining: u32,
+    },
     /// A code sent by SMS or email (`channel` is `sms` or `email`).
-    Sent { factor_id: Uuid, channel: String },
+    Sent {
+        factor_id: Uuid,
+        channel: String,
+    },
 }
 
 impl CodeUse {

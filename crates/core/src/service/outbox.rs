@@ -73,9 +73,9 @@ impl Core {
                 }
                 Err(DeliveryError::Temporary(e))
                     if item.attempts < MAX_ATTEMPTS
-                        && item
-                            .give_up_at
-                            .is_none_or(|at| self.clock.now() + retry_delay(item.attempts) < at) =>
+                        && item.give_up_at.is_none_or(|at| {
+                            self.clock.now() + retry_delay(item.attempts) < at
+                        }) =>
                 {
                     let retry_at = self.clock.now() + retry_delay(item.attempts);
                     tracing::warn!(message_id = %item.id, kind = %item.kind, attempts = item.attempts, error = %e, "delivery failed; will retry");

@@ -23,7 +23,10 @@ pub fn routes() -> Router<AppState> {
             "/session/second-factor",
             get(auth::second_factor_options).post(auth::second_factor),
         )
-        .route("/session/second-factor/code", post(auth::second_factor_send))
+        .route(
+            "/session/second-factor/code",
+            post(auth::second_factor_send),
+        )
         .route("/session/step-up", post(auth::step_up))
         .merge(subjects::routes())
         .route("/password-reset", post(auth::request_password_reset))

@@ -76,10 +76,30 @@ async fn create(
         ("totp", None, None) => return create_totp(state, caller, meta, subject, body).await,
         ("sms", Some(phone), None) => (Channel::Sms, phone),
         ("email", None, Some(email)) => (Channel::Email, email),
-        ("sms", _, _) => return Err(CoreError::invalid("phone", "Give the phone number (and only that) for an sms factor.").into()),
-        ("email", _, _) => return Err(CoreError::invalid("email", "Give the email address (and only that) for an email factor.").into()),
-        ("totp", _, _) => return Err(CoreError::invalid("type", "A totp factor takes no phone or email.").into()),
-        _ => return Err(CoreError::invalid("type", "Supported factor types: totp, sms, email.").into()),
+        ("sms", _, _) => {
+            return Err(CoreError::invalid(
+                "phone",
+                "Give the phone number (and only that) for an sms factor.",
+            )
+            .into());
+        }
+        ("email", _, _) => {
+            return Err(CoreError::invalid(
+                "email",
+                "Give the email address (and only that) for an email factor.",
+            )
+            .into());
+        }
+        ("totp", _, _) => {
+            return Err(
+                CoreError::invalid("type", "A totp factor takes no phone or email.").into(),
+            );
+        }
+        _ => {
+            return Err(
+                CoreError::invalid("type", "Supported factor types: totp, sms, email.").into(),
+            );
+        }
     };
     let f = state
         .core()
@@ -255,9 +275,10 @@ async fn challenge(
         None => None,
     };
     let ip = match body.client_ip.as_deref() {
-        Some(ip) => Some(ip.parse().map_err(|_| {
-            CoreError::invalid("client_ip", "client_ip is not an IP address.")
-        })?),
+        Some(ip) => Some(
+            ip.parse()
+                .map_err(|_| CoreError::invalid("client_ip", "client_ip is not an IP address."))?,
+        ),
         None => None,
     };
     let meta = twofold_core::model::RequestMeta { ip, ..meta };

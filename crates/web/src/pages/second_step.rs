@@ -117,9 +117,21 @@ pub async fn send_code(
         return Redirect::to("/login").into_response();
     };
     let Ok(factor) = Uuid::parse_str(&form.factor_id) else {
-        return render_second_step(&state, jar, &token, StatusCode::BAD_REQUEST, false, Some("Choose where to send the code.".into())).await;
+        return render_second_step(
+            &state,
+            jar,
+            &token,
+            StatusCode::BAD_REQUEST,
+            false,
+            Some("Choose where to send the code.".into()),
+        )
+        .await;
     };
-    match state.core().second_step_send_code(&token, factor, &meta).await {
+    match state
+        .core()
+        .second_step_send_code(&token, factor, &meta)
+        .await
+    {
         Ok(_) => Redirect::to("/login/second-factor").into_response(),
         Err(CoreError::Unauthenticated) => Redirect::to("/login").into_response(),
         Err(e) => {
@@ -157,7 +169,18 @@ pub async fn continue_with_link(
     match state.core().complete_with_sign_in_link(&token, &meta).await {
         Ok((new_token, _, _)) => signed_in(&state, jar, new_token.expose_secret()),
         Err(CoreError::WrongCode) => {
-            render_second_step(&state, jar, &token, StatusCode::CONFLICT, false, Some("The link in the email has not been opened yet. Open it, or type the code.".into())).await
+            render_second_step(
+                &state,
+                jar,
+                &token,
+                StatusCode::CONFLICT,
+                false,
+                Some(
+                    "The link in the email has not been opened yet. Open it, or type the code."
+                        .into(),
+                ),
+            )
+            .await
         }
         Err(_) => Redirect::to("/login").into_response(),
     }
@@ -364,7 +387,10 @@ pub async fn step_up_send(
     };
     match result {
         Ok(sent) => {
-            let notice = format!("We sent a code to {}. It is valid for 10 minutes.", sent.hint);
+            let notice = format!(
+                "We sent a code to {}. It is valid for 10 minutes.",
+                sent.hint
+            );
             render_step_up(&state, jar, &ctx, StatusCode::OK, next, Some(notice), None).await
         }
         Err(e) => {
