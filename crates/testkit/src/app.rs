@@ -1,4 +1,5 @@
 use crate::db::TestDb;
+use crate::sms_gateway::SmsGateway;
 use crate::smtp::SmtpSink;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,8 +11,12 @@ use twofold_core::password::{HashParams, PasswordHasher};
 use twofold_core::random::OsRandom;
 use twofold_core::{Clock, Core, CoreSettings, FakeClock};
 use twofold_delivery::{
-    Deliveries, LogDelivery, SmtpConfig, SmtpMailer, SmtpSecurity, run_outbox_worker,
+    Deliveries, SmtpConfig, SmtpMailer, SmtpSecurity, TwilioConfig, TwilioSms, run_outbox_worker,
 };
+
+/// The Twilio credentials the test app uses against its stand-in gateway.
+pub const TEST_TWILIO_SID: &str = "ACtest00000000000000000000000000000";
+pub const TEST_TWILIO_TOKEN: &str = "test-auth-token";
 use twofold_store::SqlStore;
 use twofold_web::{AppState, Branding, WebSettings};
 
@@ -21,6 +26,8 @@ pub struct TestApp {
     pub core: Arc<Core>,
     pub clock: Arc<FakeClock>,
     pub smtp: SmtpSink,
+    /// Stands in for Twilio: every text message the app sends arrives here.
+    pub sms: SmsGateway,
     pub store: SqlStore,
     pub db: TestDb,
     shutdown: CancellationToken,
@@ -75,9 +82,19 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings
     })
     .expect("mailer");
     let shutdown = CancellationToken::new();
+    let sms = SmsGateway::start().await;
+    let twilio = TwilioSms::new(TwilioConfig {
+        account_sid: TEST_TWILIO_SID.into(),
+        auth_token: TEST_TWILIO_TOKEN.to_owned().into(),
+        from: Some("+15005550006".into()),
+        messaging_service_sid: None,
+        base_url: sms.url(),
+        timeout_secs: 5,
+    })
+    .expect("twilio adapter");
     let delivery = Deliveries {
         email: Arc::new(mailer),
-        sms: Arc::new(LogDelivery),
+        sms: Arc::new(twilio),
     };
     tokio::spawn(run_outbox_worker(
         core.clone(),
@@ -109,6 +126,7 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings
         core,
         clock,
         smtp,
+        sms,
         store,
         db,
         shutdown,

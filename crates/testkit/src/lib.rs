@@ -3,11 +3,13 @@
 
 pub mod app;
 pub mod db;
+pub mod sms_gateway;
 pub mod smtp;
 pub mod totp;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use db::{Backend, TestDb};
+pub use sms_gateway::{RecordedRequest, SmsGateway};
 pub use smtp::{ReceivedMail, SmtpSink};
 
 /// Runs an async test body once per available backend: SQLite always, PostgreSQL when

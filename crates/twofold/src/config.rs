@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use twofold_delivery::SmtpConfig;
+use twofold_delivery::{SmsConfig, SmtpConfig};
 use twofold_web::Branding;
 
 /// Environment variables with the prefix that are not configuration keys.
@@ -35,6 +35,8 @@ pub struct Settings {
     pub keys_file: Option<PathBuf>,
     pub database: DatabaseSettings,
     pub mail: MailSettings,
+    /// Which gateway sends text messages (`log` in development).
+    pub sms: SmsConfig,
     pub session: SessionSettings,
     pub password_hashing: HashingSettings,
     pub second_factor: SecondFactorSettings,
@@ -190,6 +192,7 @@ impl Default for Settings {
             keys_file: None,
             database: DatabaseSettings::default(),
             mail: MailSettings::default(),
+            sms: SmsConfig::default(),
             session: SessionSettings::default(),
             password_hashing: HashingSettings::default(),
             second_factor: SecondFactorSettings::default(),
@@ -294,6 +297,7 @@ impl Settings {
         {
             bail!("public_url must start with http:// or https://");
         }
+        twofold_delivery::build_sms(&self.sms).map_err(|e| anyhow::anyhow!(e))?;
         let sf = &self.second_factor;
         if !(4..=10).contains(&sf.code_length) {
             bail!("second_factor.code_length must be 4 to 10 digits");

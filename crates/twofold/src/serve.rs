@@ -12,7 +12,9 @@ use twofold_core::password::{HashParams, PasswordHasher};
 use twofold_core::ports::Deliver;
 use twofold_core::random::OsRandom;
 use twofold_core::{Core, CoreSettings, SystemClock};
-use twofold_delivery::{Deliveries, LogDelivery, SmtpMailer, run_outbox_worker};
+use twofold_delivery::{
+    Deliveries, LogDelivery, SmsAdapter, SmtpMailer, build_sms, run_outbox_worker,
+};
 use twofold_store::{ConnectOptions, SqlStore};
 use twofold_web::{AppState, WebSettings};
 
@@ -122,10 +124,13 @@ pub async fn run(settings: Settings) -> Result<()> {
             Arc::new(SmtpMailer::new(smtp)?)
         }
     };
-    let delivery: Arc<dyn Deliver> = Arc::new(Deliveries {
-        email,
-        sms: Arc::new(LogDelivery),
-    });
+    let sms = build_sms(&settings.sms).map_err(|e| anyhow::anyhow!(e))?;
+    if settings.sms.adapter == SmsAdapter::Log {
+        tracing::warn!(
+            "SMS delivery is in development mode: text messages, codes included, are printed to this log and not sent"
+        );
+    }
+    let delivery: Arc<dyn Deliver> = Arc::new(Deliveries { email, sms });
     let web = WebSettings {
         public_url: public_url.clone(),
         trusted_proxies: settings.trusted_proxies.clone(),
