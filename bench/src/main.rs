@@ -34,6 +34,8 @@ pub struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // reqwest is built without a default TLS provider; the workspace standardises on ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let mut rows = Vec::new();
     let mut notes = Vec::new();

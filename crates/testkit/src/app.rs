@@ -40,6 +40,8 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 /// As [`spawn_app`], with settings changed by `configure` first.
 pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings)) -> TestApp {
     twofold_web::install_metrics();
+    // reqwest is built without a default TLS provider (the binary picks ring at start-up).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let store = db.store().await;
     let smtp = SmtpSink::start().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");

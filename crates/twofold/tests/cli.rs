@@ -19,6 +19,8 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path, envs: &[(&str, String)]) -> Self {
+        // reqwest is built without a default TLS provider (ring is chosen at start-up).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -519,4 +521,76 @@ fn api_keys_and_key_rotation_while_the_server_runs() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot open this database's canary"), "{err}");
+}
+
+/// Texts go out through the signed webhook; the code, the full number, the webhook secret and
+/// the API key never reach the log (debug level), only the masked number does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_codes_and_numbers_never_reach_the_logs() {
+    use twofold_testkit::SmsGateway;
+    let gateway = SmsGateway::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run(&["apikey", "create", "--name", "shop"], &data);
+    assert!(out.status.success());
+    let key = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let secret = "webhook-secret-0123456789";
+    let server = Server::start(
+        &data,
+        &[
+            ("TWOFOLD_SMS__ADAPTER", "webhook".into()),
+            (
+                "TWOFOLD_SMS__WEBHOOK__URL",
+                format!("{}/send", gateway.url()),
+            ),
+            ("TWOFOLD_SMS__WEBHOOK__SECRET", secret.into()),
+        ],
+    );
+    let c = reqwest::Client::new();
+    let api = |path: &str| format!("{}/api/v1/subjects{path}", server.url);
+    let f: serde_json::Value = c
+        .post(api("/u1/factors"))
+        .bearer_auth(&key)
+        .json(&json!({"type": "sms", "phone": "+1 415 555 8318"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = f["id"].as_str().unwrap().to_owned();
+    let r = c
+        .post(api("/u1/challenges"))
+        .bearer_auth(&key)
+        .json(&json!({"factor_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let sent = gateway.wait_for("+14155558318", 0).await;
+    assert!(sent.header("x-twofold-signature").is_some());
+    let code = sent.sms_code().unwrap();
+    let r = c
+        .post(api(&format!("/u1/factors/{id}/confirm")))
+        .bearer_auth(&key)
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("+1 ••• ••• 8318"),
+        "the masked number is logged:\n{log}"
+    );
+    for secret in [code.as_str(), "4155558318", secret, key.as_str()] {
+        assert!(!log.contains(secret), "{secret:?} found in the log:\n{log}");
+    }
 }
