@@ -240,6 +240,13 @@ pub trait ChallengeStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Option<CodeChallenge>>;
     async fn delivery_state(&self, message_id: Uuid) -> StoreResult<Option<DeliveryState>>;
+    /// Deletes challenges that expired before `challenges_before` and send counters whose
+    /// window started before `counters_before`; returns how many rows went.
+    async fn purge_code_challenges(
+        &self,
+        challenges_before: OffsetDateTime,
+        counters_before: OffsetDateTime,
+    ) -> StoreResult<u64>;
 }
 
 #[async_trait]

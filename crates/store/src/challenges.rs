@@ -302,4 +302,24 @@ impl ChallengeStore for SqlStore {
         };
         Ok(Some(state))
     }
+
+    async fn purge_code_challenges(
+        &self,
+        challenges_before: OffsetDateTime,
+        counters_before: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let a = sqlx::query("DELETE FROM code_challenges WHERE expires_at < $1")
+            .bind(ms(challenges_before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        let b = sqlx::query("DELETE FROM send_counters WHERE window_start < $1")
+            .bind(ms(counters_before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        Ok(a + b)
+    }
 }

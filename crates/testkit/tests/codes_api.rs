@@ -240,6 +240,21 @@ async fn cooldown_replacement_and_idempotency(db: TestDb) {
         assert_eq!(verify(&app, &k, "u2", &old_code).await["valid"], false);
     }
     assert_eq!(verify(&app, &k, "u2", &new_code).await["valid"], true);
+
+    // Housekeeping forgets challenges a day after they expired, and old quota counters.
+    let path = format!("/u2/challenges/{}", first["challenge_id"].as_str().unwrap());
+    let r = api(&app, &k, reqwest::Method::GET, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.clock.advance(Duration::days(3));
+    assert!(app.core.purge_code_challenges().await.unwrap() >= 2);
+    let r = api(&app, &k, reqwest::Method::GET, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
 both_backends!(
     cooldown_replacement_and_idempotency,

@@ -208,6 +208,13 @@ async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "session clean-up failed"),
             }
+            match core.purge_code_challenges().await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(removed = n, "old code challenges and send counters removed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "code challenge clean-up failed"),
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,

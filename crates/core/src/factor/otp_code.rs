@@ -68,6 +68,12 @@ impl SendQuotas {
     }
 }
 
+/// NIST SP 800-63B calls codes by SMS a *restricted* authenticator (SIM swaps, SS7
+/// interception): policies may refuse it, so every view of a factor carries this flag.
+pub fn is_restricted(kind: &str) -> bool {
+    kind == "sms"
+}
+
 /// A uniformly random code of `length` decimal digits (rejection sampling: no modulo bias).
 pub fn generate(random: &dyn Random, length: u8) -> String {
     let mut code = String::with_capacity(usize::from(length));

@@ -527,6 +527,16 @@ impl Core {
         Ok(session)
     }
 
+    /// Forgets challenges a day after they expired (their status stays readable that long) and
+    /// quota counters two days after their window opened (the daily window is one day long).
+    pub async fn purge_code_challenges(&self) -> Result<u64, CoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .purge_code_challenges(now - Duration::days(1), now - Duration::days(2))
+            .await?)
+    }
+
     /// Where the message with a challenge's code is: queued, retrying, sent or failed.
     pub(super) async fn challenge_delivery(
         &self,

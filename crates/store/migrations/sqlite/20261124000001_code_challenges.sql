@@ -27,6 +27,8 @@ CREATE TABLE code_challenges (
     voided_at       INTEGER
 );
 CREATE INDEX code_challenges_by_owner ON code_challenges (owner, created_at);
+CREATE INDEX code_challenges_by_session ON code_challenges (session_id);
+CREATE INDEX code_challenges_by_expiry ON code_challenges (expires_at);
 CREATE UNIQUE INDEX code_challenges_idempotency ON code_challenges (owner, idempotency_key);
 
 -- Fixed-window counters: key is 'sms:number:+1…', 'sms:ip:…', 'sms:country:US', 'sms:global' …

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use twofold_core::CoreError;
+use twofold_core::factor::otp_code::is_restricted;
 use twofold_core::model::DeliveryState;
 use twofold_core::ports::Channel;
 use twofold_core::service::{ApiCaller, VerifyResult};
@@ -113,6 +114,7 @@ async fn create(
             "label": f.label,
             "status": "pending",
             "hint": f.hint,
+            "restricted": is_restricted(channel.as_str()),
             "expires_at": f.expires_at.and_then(|t| t.format(&Rfc3339).ok()),
         })),
     )
@@ -213,6 +215,7 @@ async fn list(
                 "label": f.label,
                 "status": "active",
                 "hint": f.hint,
+                "restricted": is_restricted(&f.kind),
                 "created_at": f.created_at.format(&Rfc3339).unwrap_or_default(),
                 "last_used_at": f.last_used_at.and_then(|t| t.format(&Rfc3339).ok()),
             })
