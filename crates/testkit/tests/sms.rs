@@ -430,6 +430,116 @@ async fn sms_in_the_pages(db: TestDb) {
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/account");
 
+    // Six minutes later, removing the phone needs a fresh second factor: a texted code.
+    app.clock.advance(Duration::minutes(6));
+    let html = b
+        .get(app.at("/account/security"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&html);
+    let remove = format!("/account/security/factors/{factor_id}/remove");
+    let r = b
+        .post(app.at(&remove))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/account/step-up")
+    );
+    let html = b
+        .get(app.at("/account/step-up"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Text a code to +1 ••• ••• 8318"), "{html}");
+    let r = b
+        .post(app.at("/account/step-up/send"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("factor_id", factor_id.as_str()),
+            ("next", "/account/security"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("We sent a code to +1 ••• ••• 8318")
+    );
+    let code = app.sms.wait_for(PHONE, 2).await.sms_code().unwrap();
+    let r = b
+        .post(app.at("/account/step-up"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("code", code.as_str()),
+            ("next", "/account/security"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/account/security");
+    let r = b
+        .post(app.at(&remove))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/account/security?removed=1");
+    let told = app.smtp.wait_for(email, 2).await;
+    assert!(
+        told.data
+            .contains("The phone number +1 ••• ••• 8318 (codes by text message) was removed"),
+        "{}",
+        told.data
+    );
+
+    // Add it again for the rest of the test.
+    app.clock.advance(Duration::seconds(31));
+    let html = b
+        .get(app.at("/account/security/new/sms"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = b
+        .post(app.at("/account/security/new/sms"))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("destination", "+1 415 555 8318"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let at = r.headers()["location"].to_str().unwrap().to_owned();
+    let factor_id = at.rsplit('/').next().unwrap().to_owned();
+    let code = app.sms.wait_for(PHONE, 3).await.sms_code().unwrap();
+    let r = b
+        .post(app.at(&at))
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "turned on again, with new backup codes");
+
     // When the text cannot be sent, the page says so.
     app.clock.advance(Duration::seconds(31));
     app.sms.set_status(400);
