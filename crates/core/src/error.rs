@@ -35,6 +35,10 @@ pub enum CoreError {
     /// The daily SMS budget is spent (circuit breaker open) or SMS is not configured.
     #[error("We cannot send text messages right now. Use another method.")]
     SmsUnavailable,
+    /// A WebAuthn response that does not verify (wrong origin, replayed or expired challenge,
+    /// bad signature, a key registered already, a counter that went backwards).
+    #[error("{0}")]
+    KeyRejected(&'static str),
     #[error("Not found.")]
     NotFound,
     #[error("The server is busy. Try again in {retry_after_secs} seconds.")]

@@ -322,6 +322,35 @@ pub enum ChallengeStart {
     },
 }
 
+/// A WebAuthn credential (security key or passkey) behind a `webauthn` factor.
+#[derive(Debug, Clone)]
+pub struct WebauthnCredential {
+    pub factor_id: Uuid,
+    pub owner: String,
+    pub credential_id: Vec<u8>,
+    /// webauthn-rs `Passkey`, JSON.
+    pub passkey: String,
+    pub counter: u32,
+    pub discoverable: bool,
+    pub aaguid: Option<Uuid>,
+    pub suspicious_at: Option<OffsetDateTime>,
+}
+
+/// The server's half of a WebAuthn ceremony: single use, short-lived, bound to its owner or
+/// session.
+#[derive(Debug, Clone)]
+pub struct WebauthnCeremony {
+    pub id: Uuid,
+    pub owner: Option<String>,
+    pub session_id: Option<SessionId>,
+    /// `register`, `authenticate` (second factor) or `passkey` (sign-in without a password).
+    pub kind: &'static str,
+    /// webauthn-rs registration or authentication state, JSON.
+    pub state: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 /// Where an outbox message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {

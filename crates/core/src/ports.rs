@@ -250,6 +250,53 @@ pub trait ChallengeStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait WebauthnStore: Send + Sync {
+    async fn create_ceremony(&self, ceremony: &WebauthnCeremony) -> StoreResult<()>;
+    /// Uses up a ceremony with one conditional UPDATE and returns its state, if it is the
+    /// right kind, unused, unexpired and bound to `owner` / `session` (when given).
+    async fn take_ceremony(
+        &self,
+        id: Uuid,
+        kind: &str,
+        owner: Option<&str>,
+        session: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<String>>;
+    /// Adds an active `webauthn` factor and its credential (and the first backup codes when
+    /// given) in one transaction. `Conflict` when the credential id is registered anywhere.
+    async fn add_webauthn_factor(
+        &self,
+        factor: &Factor,
+        credential: &WebauthnCredential,
+        backup_codes: &[Vec<u8>],
+        effects: &Effects,
+    ) -> StoreResult<()>;
+    /// The owner's credentials that are not marked suspicious.
+    async fn webauthn_credentials_of(&self, owner: &str) -> StoreResult<Vec<WebauthnCredential>>;
+    async fn webauthn_credential(
+        &self,
+        credential_id: &[u8],
+    ) -> StoreResult<Option<WebauthnCredential>>;
+    /// Stores the new counter and credential if the counter moved forward (or the
+    /// authenticator keeps none): of two concurrent uses of one signature, one gets `true`.
+    async fn record_webauthn_use(
+        &self,
+        credential_id: &[u8],
+        counter: u32,
+        passkey: &str,
+        now: OffsetDateTime,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<bool>;
+    /// A counter went backwards: possibly a cloned key. Marks it, with audit and owner mail.
+    async fn mark_webauthn_suspicious(
+        &self,
+        credential_id: &[u8],
+        now: OffsetDateTime,
+        effects: &Effects,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
 pub trait ApiStore: Send + Sync {
     /// The tenant's id, creating it if needed.
     async fn ensure_tenant(
@@ -356,6 +403,7 @@ pub trait Store:
     + ApiStore
     + KeyStore
     + ChallengeStore
+    + WebauthnStore
 {
 }
 
@@ -371,6 +419,7 @@ impl<T> Store for T where
         + ApiStore
         + KeyStore
         + ChallengeStore
+        + WebauthnStore
 {
 }
 

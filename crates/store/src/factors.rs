@@ -43,7 +43,7 @@ fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
     })
 }
 
-async fn insert_backup_codes(
+pub(crate) async fn insert_backup_codes(
     tx: &mut Transaction<'_, Any>,
     owner: &str,
     hashes: &[Vec<u8>],
@@ -66,32 +66,37 @@ async fn insert_backup_codes(
     Ok(())
 }
 
+pub(crate) async fn insert_factor(tx: &mut Transaction<'_, Any>, f: &Factor) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO factors (id, owner, kind, label, status, key_id, secret, algorithm, digits,
+                                  period, last_step, created_at, expires_at, hint)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(f.id.to_string())
+    .bind(&f.owner)
+    .bind(&f.kind)
+    .bind(&f.label)
+    .bind(f.status.as_str())
+    .bind(&f.key_id)
+    .bind(f.secret.clone())
+    .bind(f.params.algorithm.as_str())
+    .bind(i64::from(f.params.digits))
+    .bind(i64::from(f.params.period))
+    .bind(f.last_step)
+    .bind(ms(f.created_at))
+    .bind(f.expires_at.map(ms))
+    .bind(f.hint.clone())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl FactorStore for SqlStore {
     async fn create_factor(&self, f: &Factor, audit: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO factors (id, owner, kind, label, status, key_id, secret, algorithm, digits,
-                                  period, last_step, created_at, expires_at, hint)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(f.id.to_string())
-        .bind(&f.owner)
-        .bind(&f.kind)
-        .bind(&f.label)
-        .bind(f.status.as_str())
-        .bind(&f.key_id)
-        .bind(f.secret.clone())
-        .bind(f.params.algorithm.as_str())
-        .bind(i64::from(f.params.digits))
-        .bind(i64::from(f.params.period))
-        .bind(f.last_step)
-        .bind(ms(f.created_at))
-        .bind(f.expires_at.map(ms))
-        .bind(f.hint.clone())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        insert_factor(&mut tx, f).await?;
         insert_audit(&mut *tx, audit).await?;
         tx.commit().await.map_err(db_error)
     }

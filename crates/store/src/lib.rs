@@ -16,6 +16,7 @@ mod factors;
 mod outbox;
 mod sessions;
 mod tokens;
+mod webauthn;
 
 pub use backend::{Backend, ConnectOptions};
 

@@ -37,6 +37,7 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Which gateway sends text messages (`log` in development).
     pub sms: SmsConfig,
+    pub webauthn: WebauthnSettings,
     pub session: SessionSettings,
     pub password_hashing: HashingSettings,
     pub second_factor: SecondFactorSettings,
@@ -73,6 +74,17 @@ impl Default for SecondFactorSettings {
     }
 }
 
+/// The relying party security keys and passkeys are bound to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebauthnSettings {
+    /// The relying party id: the public URL's host, or a parent domain of it (so that passkeys
+    /// work on every subdomain). Default: the host of `public_url`.
+    pub rp_id: String,
+    /// Origins allowed to use the keys. Default: the origin of `public_url`.
+    pub origins: Vec<String>,
+}
+
 /// Quotas against SMS pumping and toll fraud. Counted in the database, so shared by all nodes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,6 +112,15 @@ impl Default for SendLimits {
             sms_per_day: q.sms_per_day,
             sms_countries: q.allowed_countries,
             emails_per_address_per_hour: q.per_email_per_hour,
+        }
+    }
+}
+
+impl WebauthnSettings {
+    pub fn relying_party(&self) -> twofold_core::factor::webauthn::RelyingParty {
+        twofold_core::factor::webauthn::RelyingParty {
+            id: self.rp_id.clone(),
+            origins: self.origins.clone(),
         }
     }
 }
@@ -193,6 +214,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             mail: MailSettings::default(),
             sms: SmsConfig::default(),
+            webauthn: WebauthnSettings::default(),
             session: SessionSettings::default(),
             password_hashing: HashingSettings::default(),
             second_factor: SecondFactorSettings::default(),
@@ -298,6 +320,14 @@ impl Settings {
             bail!("public_url must start with http:// or https://");
         }
         twofold_delivery::build_sms(&self.sms).map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(public) = &self.public_url {
+            twofold_core::factor::webauthn::relying_party(
+                &self.webauthn.relying_party(),
+                public,
+                "Twofold",
+            )
+            .map_err(|e| anyhow::anyhow!("webauthn: {e}"))?;
+        }
         let sf = &self.second_factor;
         if !(4..=10).contains(&sf.code_length) {
             bail!("second_factor.code_length must be 4 to 10 digits");

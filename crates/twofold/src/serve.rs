@@ -51,6 +51,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         totp_window: settings.second_factor.totp_window,
         codes: settings.second_factor.code_settings(),
         send_quotas: settings.second_factor.send_quotas(),
+        relying_party: settings.webauthn.relying_party(),
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();

@@ -45,6 +45,7 @@ pub fn classify(e: &CoreError) -> (StatusCode, &'static str, String) {
             "sms-unavailable",
             e.to_string(),
         ),
+        KeyRejected(_) => (StatusCode::BAD_REQUEST, "key-rejected", e.to_string()),
         NotFound => (StatusCode::NOT_FOUND, "not-found", e.to_string()),
         Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
         Unavailable(_) => (

@@ -16,6 +16,8 @@ pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
     match (state.settings().secure_cookies(), base) {
         (true, "session") => "__Host-twofold_session",
         (false, "session") => "twofold_session",
+        (true, "passkey") => "__Host-twofold_passkey",
+        (false, "passkey") => "twofold_passkey",
         (true, _) => "__Host-twofold_csrf",
         (false, _) => "twofold_csrf",
     }

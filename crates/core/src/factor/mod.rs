@@ -4,3 +4,4 @@
 pub mod backup_codes;
 pub mod otp_code;
 pub mod totp;
+pub mod webauthn;

@@ -23,6 +23,12 @@ pub enum CodeUse {
         factor_id: Uuid,
         channel: String,
     },
+    /// A security key or passkey assertion.
+    Key {
+        factor_id: Uuid,
+        backup_eligible: bool,
+        user_verified: bool,
+    },
 }
 
 impl CodeUse {
@@ -31,17 +37,32 @@ impl CodeUse {
             Self::Totp { .. } => "totp",
             Self::BackupCode { .. } => "backup_code",
             Self::Sent { channel, .. } => channel,
+            Self::Key { .. } => "webauthn",
         }
     }
 
     /// RFC 8176 authentication method references for a login completed with this code.
     /// Backup codes have no registered value; email codes count as `otp`.
     pub fn amr(&self) -> Vec<String> {
+        if let Self::Key {
+            backup_eligible,
+            user_verified,
+            ..
+        } = self
+        {
+            let mut v = vec!["pwd".to_owned()];
+            v.extend(crate::factor::webauthn::amr(
+                *backup_eligible,
+                *user_verified,
+            ));
+            v.push("mfa".into());
+            return v;
+        }
         let second = match self {
             Self::Totp { .. } => "otp",
             Self::BackupCode { .. } => "backup_code",
             Self::Sent { channel, .. } if channel == "sms" => "sms",
-            Self::Sent { .. } => "otp",
+            Self::Sent { .. } | Self::Key { .. } => "otp",
         };
         vec!["pwd".into(), second.into(), "mfa".into()]
     }

@@ -155,7 +155,7 @@ impl Core {
         (token, record)
     }
 
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         account: &Account,
         kind: SessionKind,

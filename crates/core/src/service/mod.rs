@@ -15,6 +15,7 @@ mod second_step;
 mod sessions;
 mod signup;
 mod verification_api;
+mod webauthn;
 
 pub use code_factors::{CodePurpose, SentCode};
 pub use code_use_cases::{CodeFactorView, SecondStepStatus};
@@ -24,6 +25,7 @@ pub use login::LoginOutcome;
 pub use outbox::DeliveryReport;
 pub use sessions::SessionContext;
 pub use verification_api::{ApiCaller, VerifyResult};
+pub use webauthn::{CeremonyStart, KeyKind};
 
 use crate::clock::Clock;
 use crate::keys::Keyring;
@@ -67,6 +69,10 @@ pub struct CoreSettings {
     pub codes: crate::factor::otp_code::CodeSettings,
     /// Quotas against SMS pumping, and the daily SMS budget.
     pub send_quotas: crate::factor::otp_code::SendQuotas,
+    /// WebAuthn relying party id and origins (default: from `public_url`).
+    pub relying_party: crate::factor::webauthn::RelyingParty,
+    /// How long a WebAuthn ceremony may take.
+    pub webauthn_ceremony_ttl: Duration,
 }
 
 impl Default for CoreSettings {
@@ -88,6 +94,8 @@ impl Default for CoreSettings {
             step_up_window: Duration::minutes(5),
             codes: Default::default(),
             send_quotas: Default::default(),
+            relying_party: Default::default(),
+            webauthn_ceremony_ttl: Duration::minutes(5),
         }
     }
 }
@@ -107,6 +115,8 @@ pub struct Core {
     /// looked up on every call. Entries live 30 seconds.
     api_keys:
         std::sync::Mutex<std::collections::HashMap<Vec<u8>, (ApiCaller, time::OffsetDateTime)>>,
+    /// The WebAuthn relying party, built on first use from the settings.
+    relying_party: std::sync::OnceLock<Result<Arc<webauthn_rs::Webauthn>, String>>,
     /// (tenant, external id) → subject id; subjects never change once created.
     subjects: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Uuid>>,
 }
@@ -133,6 +143,7 @@ impl Core {
             outbox_wakeup: Arc::new(Notify::new()),
             api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             subjects: std::sync::Mutex::new(std::collections::HashMap::new()),
+            relying_party: std::sync::OnceLock::new(),
         }
     }
 

@@ -107,7 +107,9 @@ impl Core {
                     .await?;
                 Some(remaining)
             }
-            super::CodeUse::Totp { .. } | super::CodeUse::Sent { .. } => None,
+            super::CodeUse::Totp { .. }
+            | super::CodeUse::Sent { .. }
+            | super::CodeUse::Key { .. } => None,
         };
         Ok((token, full.session, remaining))
     }

@@ -218,6 +218,11 @@ impl Core {
                 kind: "backup_code",
                 backup_codes_left: Some(remaining),
             },
+            Some(super::CodeUse::Key { factor_id, .. }) => VerifyResult::Valid {
+                factor_id: Some(factor_id),
+                kind: "webauthn",
+                backup_codes_left: None,
+            },
             Some(super::CodeUse::Sent { factor_id, channel }) => VerifyResult::Valid {
                 factor_id: Some(factor_id),
                 kind: if channel == "sms" { "sms" } else { "email" },

@@ -5,6 +5,7 @@ pub(crate) use account::describe_browser;
 mod auth;
 mod code_factors;
 mod factors;
+mod keys;
 mod password_reset;
 mod second_step;
 
@@ -51,6 +52,21 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/account/step-up/send", post(second_step::step_up_send))
         .route("/account/security/totp", post(factors::begin_totp))
+        .route("/account/security/keys/begin", post(keys::register_begin))
+        .route("/account/security/keys/finish", post(keys::register_finish))
+        .route(
+            "/login/second-factor/key/begin",
+            post(keys::second_step_begin),
+        )
+        .route(
+            "/login/second-factor/key/finish",
+            post(keys::second_step_finish),
+        )
+        .route("/account/step-up/key/begin", post(keys::step_up_begin))
+        .route("/account/step-up/key/finish", post(keys::step_up_finish))
+        .route("/login/passkey/begin", post(keys::passkey_begin))
+        .route("/login/passkey/finish", post(keys::passkey_finish))
+        .route("/static/webauthn.js", get(webauthn_js))
         .route(
             "/account/security/new/{kind}",
             get(code_factors::new_page).post(code_factors::begin),
@@ -198,6 +214,17 @@ async fn style_css() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/style.css"),
+    )
+        .into_response()
+}
+
+async fn webauthn_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../static/webauthn.js"),
     )
         .into_response()
 }

@@ -77,6 +77,7 @@ async fn render_second_step(
             backup,
             error,
             has_totp => methods.iter().any(|m| m == "totp"),
+            has_webauthn => methods.iter().any(|m| m == "webauthn"),
             has_backup => methods.iter().any(|m| m == "backup_code"),
             senders,
             sent,
@@ -289,7 +290,7 @@ pub async fn submit(
 }
 
 /// Only internal paths may be returned to after step-up.
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with("/account") && !n.contains("//") && !n.contains('\\') => n,
         _ => "/account/security",
@@ -334,6 +335,7 @@ async fn render_step_up(
             error,
             senders,
             has_totp => methods.iter().any(|m| m == "totp"),
+            has_webauthn => methods.iter().any(|m| m == "webauthn"),
         },
     )
 }

@@ -1,0 +1,594 @@
+//! Security keys and passkeys: registering them from Security settings, using them as the
+//! second step or for step-up, and signing in with a passkey alone. Every ceremony's state is
+//! kept on the server, used once, and bound to the session (or browser) that started it.
+
+use super::enrollment::{Changer, clean_label};
+use super::{CodeUse, Core, SessionContext};
+use crate::error::CoreError;
+use crate::factor::{backup_codes, totp};
+use crate::mail;
+use crate::model::*;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration,
+    WebauthnError,
+};
+
+/// A roaming or platform authenticator used as a second factor (user verification preferred),
+/// or a passkey: discoverable, user verification required, good for signing in alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    SecurityKey,
+    Passkey,
+}
+
+/// What the browser needs to start `navigator.credentials.create()` / `.get()`.
+#[derive(Debug, Clone)]
+pub struct CeremonyStart {
+    pub id: Uuid,
+    /// webauthn-rs `CreationChallengeResponse` / `RequestChallengeResponse`, as JSON.
+    pub options: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", content = "state", rename_all = "snake_case")]
+enum Registration {
+    SecurityKey(SecurityKeyRegistration),
+    Passkey(PasskeyRegistration),
+}
+
+const REJECTED: &str = "This security key or passkey could not be verified. Try again.";
+const ALREADY: &str = "This security key or passkey is already registered.";
+const SUSPICIOUS: &str =
+    "This security key reported an old signature counter and was blocked. Use another method.";
+
+fn json_error(_: serde_json::Error) -> CoreError {
+    CoreError::KeyRejected(REJECTED)
+}
+
+impl Core {
+    pub(super) fn relying_party(&self) -> Result<Arc<webauthn_rs::Webauthn>, CoreError> {
+        self.relying_party
+            .get_or_init(|| {
+                crate::factor::webauthn::relying_party(
+                    &self.settings.relying_party,
+                    &self.settings.public_url,
+                    &self.settings.product_name,
+                )
+                .map(Arc::new)
+            })
+            .clone()
+            .map_err(CoreError::Internal)
+    }
+
+    async fn start_ceremony(
+        &self,
+        kind: &'static str,
+        owner: Option<&Owner>,
+        session: Option<SessionId>,
+        state: String,
+        options: serde_json::Value,
+    ) -> Result<CeremonyStart, CoreError> {
+        let now = self.clock.now();
+        let id = self.new_id();
+        self.store
+            .create_ceremony(&WebauthnCeremony {
+                id,
+                owner: owner.map(Owner::key),
+                session_id: session,
+                kind,
+                state,
+                created_at: now,
+                expires_at: now + self.settings.webauthn_ceremony_ttl,
+            })
+            .await?;
+        Ok(CeremonyStart { id, options })
+    }
+
+    async fn take(
+        &self,
+        id: Uuid,
+        kind: &str,
+        owner: Option<&Owner>,
+        session: Option<SessionId>,
+    ) -> Result<String, CoreError> {
+        self.store
+            .take_ceremony(
+                id,
+                kind,
+                owner.map(Owner::key).as_deref(),
+                session,
+                self.clock.now(),
+            )
+            .await?
+            .ok_or(CoreError::KeyRejected(
+                "This request has expired or was already used. Try again.",
+            ))
+    }
+
+    // ---- registration (Security settings) ----
+
+    pub async fn account_begin_key_registration(
+        &self,
+        ctx: &SessionContext,
+        kind: KeyKind,
+    ) -> Result<CeremonyStart, CoreError> {
+        self.require_step_up(ctx).await?;
+        let owner = Owner::Account(ctx.account.id);
+        let rp = self.relying_party()?;
+        let exclude = self
+            .store
+            .webauthn_credentials_of(&owner.key())
+            .await?
+            .into_iter()
+            .map(|c| c.credential_id)
+            .collect::<Vec<_>>();
+        let email = &ctx.account.email;
+        let (mut options, state) = match kind {
+            KeyKind::SecurityKey => {
+                let (ccr, state) = rp
+                    .start_securitykey_registration(
+                        ctx.account.id,
+                        email,
+                        email,
+                        Some(exclude),
+                        None,
+                        None,
+                    )
+                    .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+                (
+                    serde_json::to_value(&ccr).map_err(json_error)?,
+                    Registration::SecurityKey(state),
+                )
+            }
+            KeyKind::Passkey => {
+                let (ccr, state) = rp
+                    .start_passkey_registration(ctx.account.id, email, email, Some(exclude))
+                    .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+                (
+                    serde_json::to_value(&ccr).map_err(json_error)?,
+                    Registration::Passkey(state),
+                )
+            }
+        };
+        if kind == KeyKind::Passkey {
+            // Signing in without a password needs the authenticator to store the credential
+            // (a discoverable credential); webauthn-rs leaves that "discouraged" by default.
+            if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection") {
+                sel["residentKey"] = json!("required");
+                sel["requireResidentKey"] = json!(true);
+            }
+        }
+        let state = serde_json::to_string(&state).map_err(json_error)?;
+        self.start_ceremony(
+            "register",
+            Some(&owner),
+            Some(ctx.session.id),
+            state,
+            options,
+        )
+        .await
+    }
+
+    /// Verifies the browser's answer and adds the key. The first factor of an account also
+    /// creates its backup codes, returned to show once.
+    pub async fn account_finish_key_registration(
+        &self,
+        ctx: &SessionContext,
+        ceremony: Uuid,
+        name: &str,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<Option<Vec<String>>, CoreError> {
+        self.require_step_up(ctx).await?;
+        let owner = Owner::Account(ctx.account.id);
+        let state = self
+            .take(ceremony, "register", Some(&owner), Some(ctx.session.id))
+            .await?;
+        let state: Registration = serde_json::from_str(&state).map_err(json_error)?;
+        let reg: RegisterPublicKeyCredential =
+            serde_json::from_value(response).map_err(json_error)?;
+        let rp = self.relying_party()?;
+        let (credential_id, key_json, discoverable, default_name) = match &state {
+            Registration::SecurityKey(s) => {
+                let key = rp
+                    .finish_securitykey_registration(&reg, s)
+                    .map_err(|e| self.rejected("registration", e))?;
+                (
+                    key.cred_id().to_vec(),
+                    serde_json::to_string(&key).map_err(json_error)?,
+                    false,
+                    "Security key",
+                )
+            }
+            Registration::Passkey(s) => {
+                let key = rp
+                    .finish_passkey_registration(&reg, s)
+                    .map_err(|e| self.rejected("registration", e))?;
+                (
+                    key.cred_id().to_vec(),
+                    serde_json::to_string(&key).map_err(json_error)?,
+                    true,
+                    "Passkey",
+                )
+            }
+        };
+        let label = clean_label(name, default_name)?;
+        let now = self.clock.now();
+        let id = self.new_id();
+        let sealed = self
+            .keyring()
+            .seal(self.random.as_ref(), id.as_bytes(), &credential_id);
+        let factors = self.store.factors_of(&owner.key()).await?;
+        let first = !factors.iter().any(|f| f.status == FactorStatus::Active);
+        let factor = Factor {
+            id,
+            owner: owner.key(),
+            kind: "webauthn".into(),
+            label: label.clone(),
+            status: FactorStatus::Active,
+            key_id: sealed.key_id,
+            secret: sealed.blob,
+            params: totp::TotpParams::default(),
+            last_step: -1,
+            last_drift: 0,
+            drift_matches: 0,
+            created_at: now,
+            expires_at: None,
+            confirmed_at: Some(now),
+            last_used_at: Some(now),
+            hint: Some(
+                if discoverable {
+                    "passkey"
+                } else {
+                    "security key"
+                }
+                .into(),
+            ),
+        };
+        let credential = WebauthnCredential {
+            factor_id: id,
+            owner: owner.key(),
+            credential_id,
+            passkey: key_json,
+            counter: 0,
+            discoverable,
+            aaguid: None,
+            suspicious_at: None,
+        };
+        let codes = if first {
+            backup_codes::generate(self.random.as_ref())
+        } else {
+            Vec::new()
+        };
+        let hashes: Vec<Vec<u8>> = codes
+            .iter()
+            .filter_map(|c| backup_codes::normalize(c))
+            .map(|n| self.backup_code_hash(&n))
+            .collect();
+        let what = if discoverable {
+            format!("A passkey (\"{label}\") was added to your account.")
+        } else {
+            format!("A security key (\"{label}\") was added to your account.")
+        };
+        let effects = self.effects(
+            Changer::Session(ctx),
+            "factor_added",
+            &owner,
+            &what,
+            meta,
+            json!({ "factor_id": id, "type": "webauthn", "passkey": discoverable, "backup_codes_created": first }),
+        )?;
+        match self
+            .store
+            .add_webauthn_factor(&factor, &credential, &hashes, &effects)
+            .await
+        {
+            Ok(()) => {}
+            Err(crate::ports::StoreError::Conflict(_)) => {
+                return Err(CoreError::KeyRejected(ALREADY));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.store.mark_step_up(ctx.session.id, now).await?;
+        self.outbox_wakeup.notify_one();
+        Ok(first.then_some(codes))
+    }
+
+    fn rejected(&self, what: &str, e: WebauthnError) -> CoreError {
+        tracing::info!(ceremony = what, error = %e, "WebAuthn response refused");
+        match e {
+            WebauthnError::CredentialAlteredAlgFromRequest
+            | WebauthnError::CredentialAlreadyExists => CoreError::KeyRejected(ALREADY),
+            _ => CoreError::KeyRejected(REJECTED),
+        }
+    }
+
+    // ---- second factor (login, step-up) ----
+
+    async fn begin_key_assertion(
+        &self,
+        owner: &Owner,
+        session: SessionId,
+    ) -> Result<CeremonyStart, CoreError> {
+        let keys: Vec<SecurityKey> = self
+            .store
+            .webauthn_credentials_of(&owner.key())
+            .await?
+            .iter()
+            .filter_map(|c| serde_json::from_str(&c.passkey).ok())
+            .collect();
+        if keys.is_empty() {
+            return Err(CoreError::NotFound);
+        }
+        let (rcr, state) = self
+            .relying_party()?
+            .start_securitykey_authentication(&keys)
+            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+        let options = serde_json::to_value(&rcr).map_err(json_error)?;
+        let state = serde_json::to_string(&state).map_err(json_error)?;
+        self.start_ceremony("authenticate", Some(owner), Some(session), state, options)
+            .await
+    }
+
+    /// Verifies an assertion against the owner's keys and records the use (counter moved
+    /// forward, one conditional UPDATE). A counter that went backwards blocks the key.
+    async fn finish_key_assertion(
+        &self,
+        owner: &Owner,
+        account: Option<&Account>,
+        state: &str,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<CodeUse, CoreError> {
+        let state: SecurityKeyAuthentication = serde_json::from_str(state).map_err(json_error)?;
+        let assertion: PublicKeyCredential =
+            serde_json::from_value(response).map_err(json_error)?;
+        let rp = self.relying_party()?;
+        let result = match rp.finish_securitykey_authentication(&assertion, &state) {
+            Ok(r) => r,
+            Err(WebauthnError::CredentialPossibleCompromise) => {
+                self.block_key(owner, account, assertion.get_credential_id(), meta)
+                    .await?;
+                return Err(CoreError::KeyRejected(SUSPICIOUS));
+            }
+            Err(e) => return Err(self.rejected("assertion", e)),
+        };
+        let stored = self
+            .store
+            .webauthn_credential(result.cred_id())
+            .await?
+            .filter(|c| c.owner == owner.key() && c.suspicious_at.is_none())
+            .ok_or(CoreError::KeyRejected(REJECTED))?;
+        let mut key: SecurityKey = serde_json::from_str(&stored.passkey).map_err(json_error)?;
+        key.update_credential(&result);
+        let key_json = serde_json::to_string(&key).map_err(json_error)?;
+        if !self
+            .store
+            .record_webauthn_use(
+                result.cred_id(),
+                result.counter(),
+                &key_json,
+                self.clock.now(),
+                None,
+            )
+            .await?
+        {
+            // Another request with a counter at least as high won the race: a replay.
+            return Err(CoreError::KeyRejected(REJECTED));
+        }
+        Ok(CodeUse::Key {
+            factor_id: stored.factor_id,
+            backup_eligible: result.backup_eligible(),
+            user_verified: result.user_verified(),
+        })
+    }
+
+    async fn block_key(
+        &self,
+        owner: &Owner,
+        account: Option<&Account>,
+        credential_id: &[u8],
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let Some(stored) = self.store.webauthn_credential(credential_id).await? else {
+            return Ok(());
+        };
+        if stored.owner != owner.key() {
+            return Ok(());
+        }
+        tracing::warn!(factor_id = %stored.factor_id, "WebAuthn signature counter went backwards: key blocked");
+        let mail = match account {
+            Some(a) => Some(self.outbox_item(
+                "factor_changed",
+                &mail::factor_changed(
+                    &self.branding(),
+                    &a.email,
+                    "One of your security keys reported a signature counter lower than before, which can mean it was copied. We blocked it. If you still have the key, remove it and add it again; if you did not sign in just now, change your password.",
+                ),
+            )?),
+            None => None,
+        };
+        let mut detail = json!({ "factor_id": stored.factor_id });
+        if account.is_none()
+            && let Some(o) = detail.as_object_mut()
+        {
+            o.insert("owner".into(), json!(owner.key()));
+        }
+        let effects = Effects {
+            audit: self.audit(
+                "webauthn_counter_regressed",
+                account.map(|a| a.id),
+                meta,
+                detail,
+            ),
+            mail,
+            new_stamp: None,
+        };
+        self.store
+            .mark_webauthn_suspicious(credential_id, self.clock.now(), &effects)
+            .await?;
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    pub async fn second_step_begin_key(
+        &self,
+        partial_token: &str,
+    ) -> Result<CeremonyStart, CoreError> {
+        let ctx = self.authenticate_partial(partial_token).await?;
+        self.begin_key_assertion(&Owner::Account(ctx.account.id), ctx.session.id)
+            .await
+    }
+
+    /// Completes login with a security key; failures count like wrong codes.
+    pub async fn second_step_finish_key(
+        &self,
+        partial_token: &str,
+        ceremony: Uuid,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<(SecretString, Session, Option<u32>), CoreError> {
+        let ctx = self.authenticate_partial(partial_token).await?;
+        let owner = Owner::Account(ctx.account.id);
+        self.check_factor_budget(&owner).await?;
+        let state = self
+            .take(ceremony, "authenticate", Some(&owner), Some(ctx.session.id))
+            .await?;
+        match self
+            .finish_key_assertion(&owner, Some(&ctx.account), &state, response, meta)
+            .await
+        {
+            Ok(used) => self.finish_second_step(&ctx, used, meta).await,
+            Err(e @ CoreError::KeyRejected(_)) => {
+                self.record_factor_failure(&owner, Some(ctx.account.id), "webauthn", meta)
+                    .await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn step_up_begin_key(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<CeremonyStart, CoreError> {
+        self.begin_key_assertion(&Owner::Account(ctx.account.id), ctx.session.id)
+            .await
+    }
+
+    pub async fn step_up_finish_key(
+        &self,
+        ctx: &SessionContext,
+        ceremony: Uuid,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let owner = Owner::Account(ctx.account.id);
+        self.check_factor_budget(&owner).await?;
+        let state = self
+            .take(ceremony, "authenticate", Some(&owner), Some(ctx.session.id))
+            .await?;
+        match self
+            .finish_key_assertion(&owner, Some(&ctx.account), &state, response, meta)
+            .await
+        {
+            Ok(_) => {
+                self.store
+                    .mark_step_up(ctx.session.id, self.clock.now())
+                    .await?;
+                Ok(())
+            }
+            Err(e @ CoreError::KeyRejected(_)) => {
+                self.record_factor_failure(&owner, Some(ctx.account.id), "step_up", meta)
+                    .await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- signing in with a passkey alone ----
+
+    /// Starts a sign-in with any passkey the browser holds for us. The web layer binds the
+    /// ceremony to the browser with a cookie.
+    pub async fn passkey_begin(&self) -> Result<CeremonyStart, CoreError> {
+        let (rcr, state) = self
+            .relying_party()?
+            .start_discoverable_authentication()
+            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+        let options = serde_json::to_value(&rcr).map_err(json_error)?;
+        let state = serde_json::to_string(&state).map_err(json_error)?;
+        self.start_ceremony("passkey", None, None, state, options)
+            .await
+    }
+
+    /// A passkey with user verification is two factors in one (possession and PIN or
+    /// biometrics), and phishing-resistant: a full session with `amr` hwk/swk + user + mfa.
+    pub async fn passkey_finish(
+        &self,
+        ceremony: Uuid,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<(SecretString, Session), CoreError> {
+        let state = self.take(ceremony, "passkey", None, None).await?;
+        let state: DiscoverableAuthentication = serde_json::from_str(&state).map_err(json_error)?;
+        let assertion: PublicKeyCredential =
+            serde_json::from_value(response).map_err(json_error)?;
+        let rp = self.relying_party()?;
+        let (user, credential_id) = rp
+            .identify_discoverable_authentication(&assertion)
+            .map_err(|e| self.rejected("passkey", e))?;
+        let stored = self
+            .store
+            .webauthn_credential(credential_id)
+            .await?
+            .filter(|c| c.owner == Owner::Account(user).key() && c.discoverable)
+            .ok_or(CoreError::KeyRejected(REJECTED))?;
+        let account = self
+            .store
+            .account_by_id(user)
+            .await?
+            .filter(Account::is_verified)
+            .ok_or(CoreError::KeyRejected(REJECTED))?;
+        let owner = Owner::Account(account.id);
+        if stored.suspicious_at.is_some() {
+            return Err(CoreError::KeyRejected(SUSPICIOUS));
+        }
+        let mut key: Passkey = serde_json::from_str(&stored.passkey).map_err(json_error)?;
+        let result = match rp.finish_discoverable_authentication_v2(&assertion, state, &key) {
+            Ok(r) => r,
+            Err(WebauthnError::CredentialPossibleCompromise) => {
+                self.block_key(&owner, Some(&account), &stored.credential_id, meta)
+                    .await?;
+                return Err(CoreError::KeyRejected(SUSPICIOUS));
+            }
+            Err(e) => return Err(self.rejected("passkey", e)),
+        };
+        key.update_credential(&result);
+        let key_json = serde_json::to_string(&key).map_err(json_error)?;
+        if !self
+            .store
+            .record_webauthn_use(
+                result.cred_id(),
+                result.counter(),
+                &key_json,
+                self.clock.now(),
+                None,
+            )
+            .await?
+        {
+            return Err(CoreError::KeyRejected(REJECTED));
+        }
+        let mut amr =
+            crate::factor::webauthn::amr(result.backup_eligible(), result.user_verified());
+        amr.push("mfa".into());
+        self.start_session(&account, SessionKind::Full, amr, meta)
+            .await
+    }
+}

@@ -1,0 +1,28 @@
+-- Security keys and passkeys (WebAuthn): the credentials behind `webauthn` factors, and the
+-- server-side state of each ceremony (single use, five minutes).
+
+CREATE TABLE webauthn_credentials (
+    factor_id     TEXT PRIMARY KEY REFERENCES factors(id) ON DELETE CASCADE,
+    owner         TEXT NOT NULL,
+    -- Unique across every owner: a credential registered anywhere is refused again.
+    credential_id BLOB NOT NULL UNIQUE,
+    -- webauthn-rs `Passkey` as JSON: public key, algorithm, counter, backup flags.
+    passkey       TEXT NOT NULL,
+    counter       INTEGER NOT NULL DEFAULT 0,
+    discoverable  INTEGER NOT NULL DEFAULT 0,
+    aaguid        TEXT,
+    suspicious_at INTEGER
+);
+CREATE INDEX webauthn_credentials_by_owner ON webauthn_credentials (owner);
+
+CREATE TABLE webauthn_ceremonies (
+    id         TEXT PRIMARY KEY,
+    owner      TEXT,
+    session_id TEXT,
+    kind       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER
+);
+CREATE INDEX webauthn_ceremonies_by_expiry ON webauthn_ceremonies (expires_at);
