@@ -3,7 +3,7 @@
 const assert = require('node:assert/strict');
 
 const PASSWORD = 'correct horse battery staple 42';
-const VERIFY_LINK = /http:\/\/127\.0\.0\.1:\d+\/verify-email\?token=[A-Za-z0-9_-]+/;
+const VERIFY_LINK = /http:\/\/(?:127\.0\.0\.1|localhost):\d+\/verify-email\?token=[A-Za-z0-9_-]+/;
 
 /** Creates a verified account through the JSON API (the browser sign-up has its own test). */
 async function createVerifiedAccount(server, email, password = PASSWORD) {
@@ -25,7 +25,7 @@ async function signIn(server, page, email, password = PASSWORD) {
   await page.goto(`${server.baseUrl}/login`);
   await page.getByLabel('Email', { exact: true }).fill(email);
   await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 module.exports = { PASSWORD, VERIFY_LINK, createVerifiedAccount, signIn };

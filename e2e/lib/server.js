@@ -71,11 +71,25 @@ function parseMails(log) {
   return mails;
 }
 
+/** A free TCP port on 127.0.0.1 (the OS picks it; it is free again by the time we return). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = require('node:net').createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 /**
- * Starts `$TWOFOLD_BIN serve` for `backend` ('sqlite' or 'postgres'). Resolves to
+ * Starts `$TWOFOLD_BIN serve` for `backend` ('sqlite' or 'postgres'). Options: `env` (extra
+ * environment for the server) and `localhost` (serve at http://localhost:PORT, the public URL
+ * WebAuthn needs: browsers refuse IP addresses as relying-party ids). Resolves to
  * { baseUrl, log (getter: everything logged so far), mailCount(to), waitForMail(to, re, opts), stop() }.
  */
-async function startServer(backend) {
+async function startServer(backend, opts = {}) {
   const bin = process.env.TWOFOLD_BIN;
   if (!bin) throw new Error('set TWOFOLD_BIN to the twofold binary (e.g. $HOME/.cache/twofold-target/debug/twofold)');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twofold-e2e-'));
@@ -91,7 +105,14 @@ async function startServer(backend) {
     throw new Error(`unknown backend ${backend}`);
   }
 
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'data')], {
+  Object.assign(env, opts.env || {});
+  let listen = '127.0.0.1:0';
+  if (opts.localhost) {
+    const port = await freePort();
+    listen = `127.0.0.1:${port}`;
+    env.TWOFOLD_PUBLIC_URL = `http://localhost:${port}`;
+  }
+  const child = spawn(bin, ['serve', '--listen', listen, '--data-dir', path.join(dataDir, 'data')], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -143,7 +164,7 @@ async function startServer(backend) {
       const deadline = Date.now() + START_TIMEOUT_MS;
       const timer = setInterval(() => {
         const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-        if (m) { clearInterval(timer); resolve(m[1]); return; }
+        if (m) { clearInterval(timer); resolve(opts.localhost ? m[1].replace('127.0.0.1', 'localhost') : m[1]); return; }
         let why = null;
         if (spawnError) why = `could not run ${bin}: ${spawnError.message}`;
         else if (exit !== null) why = `server exited (${exit.code ?? exit.signal}) before listening`;

@@ -68,7 +68,7 @@ for (const backend of backends()) {
 
     async function expectSignInPage(page) {
       await page.waitForURL((u) => u.pathname === '/login');
-      await page.getByRole('button', { name: 'Sign in' }).waitFor();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
     }
 
     it('signs up, verifies, signs in, reaches security settings and signs out', async () => {
