@@ -9,7 +9,7 @@ pub mod totp;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use db::{Backend, TestDb};
-pub use sms_gateway::{RecordedRequest, SmsGateway};
+pub use sms_gateway::{RecordedRequest, SmsGateway, Stopping};
 pub use smtp::{ReceivedMail, SmtpSink};
 
 /// Runs an async test body once per available backend: SQLite always, PostgreSQL when

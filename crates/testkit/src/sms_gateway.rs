@@ -4,10 +4,12 @@
 //! start it again on the same port, and every answer closes its connection so no pooled
 //! connection outlives a stop.
 
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -98,6 +100,10 @@ impl SmsGateway {
         *self.task.lock().expect("lock") = Some(task);
     }
 
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -107,15 +113,20 @@ impl SmsGateway {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    /// Stops listening: senders get "connection refused".
-    pub fn stop(&self) {
-        if let Some(t) = self.task.lock().expect("lock").take() {
+    /// Stops listening: senders get "connection refused". `stop().await` also waits until the
+    /// socket is closed, so the very next connection is refused; a bare `stop()` leaves a
+    /// moment in which a connection may still be accepted and then reset.
+    pub fn stop(&self) -> Stopping {
+        let task = self.task.lock().expect("lock").take();
+        if let Some(t) = &task {
             t.abort();
         }
+        Stopping(task)
     }
 
     /// Listens again on the same port.
     pub async fn restart(&self) {
+        self.stop().await;
         for _ in 0..50 {
             if let Ok(listener) = TcpListener::bind(self.addr).await {
                 self.serve(listener);
@@ -128,6 +139,24 @@ impl SmsGateway {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.requests.lock().expect("lock").clone()
+    }
+
+    /// Waits until at least `n` requests have arrived or `timeout` has passed, and returns
+    /// all requests so far: fewer than `n` means they did not come.
+    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n || Instant::now() >= deadline {
+                return requests;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The code in the last text received (see [`RecordedRequest::sms_code`]).
+    pub fn last_sms_code(&self) -> Option<String> {
+        self.requests().last()?.sms_code()
     }
 
     /// Requests for one number (Twilio's `To` or the webhook's `to`).
@@ -162,7 +191,26 @@ impl SmsGateway {
 
 impl Drop for SmsGateway {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
+    }
+}
+
+/// What [`SmsGateway::stop`] returns: the listener is already cancelled; awaiting this waits
+/// until it is closed.
+pub struct Stopping(Option<JoinHandle<()>>);
+
+impl IntoFuture for Stopping {
+    type Output = ();
+    type IntoFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            if let Some(task) = self.0 {
+                // A cancelled task's future (and its listener) is dropped before the handle
+                // resolves.
+                let _ = task.await;
+            }
+        })
     }
 }
 
@@ -215,10 +263,14 @@ async fn answer(
         body,
     });
     let code = status.load(Ordering::SeqCst);
-    let reply = if code < 300 {
-        r#"{"sid":"SM00000000000000000000000000000000","status":"queued"}"#
-    } else {
-        r#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#
+    // Twilio-shaped bodies; the webhook adapter ignores them.
+    let reply = match code {
+        ..300 => r#"{"sid":"SM00000000000000000000000000000000","status":"queued"}"#,
+        429 => r#"{"code":20429,"message":"Too Many Requests","status":429}"#,
+        500.. => r#"{"code":20500,"message":"Internal Server Error","status":500}"#,
+        _ => {
+            r#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#
+        }
     };
     let response = format!(
         "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",

@@ -62,7 +62,8 @@ async function run(form, mediation) {
   try {
     data = await begin(form, extra);
   } catch (e) {
-    showError(form, e.message);
+    // Autofill runs unasked: its failures stay quiet.
+    if (!mediation) showError(form, e.message);
     return;
   }
   let credential;

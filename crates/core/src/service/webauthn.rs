@@ -52,18 +52,30 @@ fn json_error(_: serde_json::Error) -> CoreError {
 }
 
 impl Core {
+    fn relying_party_result(&self) -> &Result<Arc<webauthn_rs::Webauthn>, String> {
+        self.relying_party.get_or_init(|| {
+            let rp = crate::factor::webauthn::relying_party(
+                &self.settings.relying_party,
+                &self.settings.public_url,
+                &self.settings.product_name,
+            );
+            if let Err(e) = &rp {
+                tracing::warn!(error = %e, "security keys and passkeys are off: browsers need the site at a domain name (http://localhost:8080 in development), not an IP address");
+            }
+            rp.map(Arc::new)
+        })
+    }
+
+    /// Whether security keys and passkeys can be used here: browsers refuse an IP address as
+    /// the relying party, so a server reached by IP cannot offer them.
+    pub fn webauthn_available(&self) -> bool {
+        self.relying_party_result().is_ok()
+    }
+
     pub(super) fn relying_party(&self) -> Result<Arc<webauthn_rs::Webauthn>, CoreError> {
-        self.relying_party
-            .get_or_init(|| {
-                crate::factor::webauthn::relying_party(
-                    &self.settings.relying_party,
-                    &self.settings.public_url,
-                    &self.settings.product_name,
-                )
-                .map(Arc::new)
-            })
-            .clone()
-            .map_err(CoreError::Internal)
+        self.relying_party_result().clone().map_err(|_| {
+            CoreError::KeyRejected("Security keys and passkeys are not available on this server.")
+        })
     }
 
     async fn start_ceremony(

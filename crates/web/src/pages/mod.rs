@@ -140,6 +140,7 @@ fn render_with(
         brand => Value::from(minijinja::value::Serde(&state.settings().branding)),
         csrf => csrf,
         user => user.map(|u| u.account.email.clone()),
+        webauthn => state.core().webauthn_available(),
         ..extra
     };
     match state.templates().render(template, ctx) {
