@@ -143,7 +143,6 @@ async fn twilio_answers_map_to_retry_decisions() {
     let gateway = SmsGateway::start().await;
     let adapter = TwilioSms::new(twilio_config(&gateway)).unwrap();
     let errors = check_status_mapping(&gateway, &adapter).await;
-    eprintln!("DBG {errors:#?}");
     // Twilio's own code and message are kept for the operator.
     assert!(errors[2].contains("20429"), "{}", errors[2]);
     assert!(
@@ -226,7 +225,6 @@ async fn webhook_answers_map_to_retry_decisions() {
     let gateway = SmsGateway::start().await;
     let adapter = WebhookSms::new(webhook_config(&gateway)).unwrap();
     let errors = check_status_mapping(&gateway, &adapter).await;
-    eprintln!("DBG {errors:#?}");
     // The receiver's body is never quoted: it could echo the code.
     assert!(!errors[3].contains("21211"), "{}", errors[3]);
     let mail = Message::Email(Mail {

@@ -175,3 +175,29 @@ fn error_detail(body: &[u8], sms: &Sms) -> String {
     let code = code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
     format!(" (Twilio error {code}: {message})")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_detail_masks_the_number_and_cuts_the_text() {
+        let sms = Sms {
+            to: "+14155558318".into(),
+            text: "482913 is your code".into(),
+        };
+        let body =
+            br#"{"code":21610,"message":"Cannot send to +14155558318: 482913 is your code"}"#;
+        let detail = error_detail(body, &sms);
+        assert!(
+            detail.contains("21610") && detail.contains("8318"),
+            "{detail}"
+        );
+        assert!(
+            !detail.contains("+14155558318") && !detail.contains("482913"),
+            "{detail}"
+        );
+        assert_eq!(error_detail(b"<html>bad gateway</html>", &sms), "");
+        assert_eq!(error_detail(b"{}", &sms), "");
+    }
+}
