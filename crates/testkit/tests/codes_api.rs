@@ -436,7 +436,8 @@ async fn sms_quotas_and_circuit_breaker(db: TestDb) {
     assert_eq!(line("sms", "US", "queued"), Some(8), "{metrics}");
     assert_eq!(line("sms", "US", "quota"), Some(1), "{metrics}");
     assert_eq!(line("sms", "DE", "circuit_open"), Some(1), "{metrics}");
-    assert_eq!(line("email", "unknown", "queued"), Some(1), "{metrics}");
+    // (Other tests in this binary send email codes too when run in one process.)
+    assert!(line("email", "unknown", "queued") >= Some(1), "{metrics}");
 }
 both_backends!(
     sms_quotas_and_circuit_breaker,

@@ -168,6 +168,17 @@ impl Core {
                 )
             }
         };
+        if kind == KeyKind::SecurityKey
+            && let Some(ext) = options
+                .pointer_mut("/publicKey/extensions")
+                .and_then(|e| e.as_object_mut())
+        {
+            // Chromium refuses credProtect "userVerificationRequired" for a credential whose
+            // user verification is only preferred (NotSupportedError), which would make every
+            // security key fail to register.
+            ext.remove("credentialProtectionPolicy");
+            ext.remove("enforceCredentialProtectionPolicy");
+        }
         if kind == KeyKind::Passkey {
             // Signing in without a password needs the authenticator to store the credential
             // (a discoverable credential); webauthn-rs leaves that "discouraged" by default.

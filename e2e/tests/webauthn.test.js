@@ -1,0 +1,141 @@
+'use strict';
+// Security keys and passkeys in Chromium, through its virtual authenticator (Chrome DevTools
+// Protocol). The server runs at http://localhost:PORT: browsers refuse IP addresses as
+// relying-party ids, and localhost counts as a secure context.
+const { describe, it, before, after, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const { startServer, backends } = require('../lib/server');
+const { launch, saveFailureArtifacts } = require('../lib/browser');
+const flows = require('../lib/flows');
+
+/** Adds a virtual authenticator to the page's browser context; returns its id and CDP session. */
+async function virtualAuthenticator(page, transport) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport,
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, authenticatorId };
+}
+
+for (const backend of backends()) {
+  describe(`security keys and passkeys (${backend})`, () => {
+    let server;
+    let browser;
+    let pages = [];
+
+    before(async () => {
+      server = await startServer(backend, { localhost: true });
+      browser = await launch();
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+    afterEach(async (t) => {
+      if (!t.passed) await saveFailureArtifacts(backend, t, pages, server?.log);
+      for (const p of pages) await p.context().close().catch(() => {});
+      pages = [];
+    });
+
+    async function newPage() {
+      const page = await (await browser.newContext()).newPage();
+      pages.push(page);
+      return page;
+    }
+
+    async function signOut(page) {
+      await page.getByRole('button', { name: 'Sign out', exact: true }).first().click();
+      await page.waitForURL(/\/login/);
+    }
+
+    it('adds a security key as second factor, signs in with it, and refuses a replayed assertion', async () => {
+      const page = await newPage();
+      await page.goto(`${server.baseUrl}/login`);
+      const { cdp, authenticatorId } = await virtualAuthenticator(page, 'usb');
+      const email = `key-${Date.now()}@example.com`;
+      await flows.createVerifiedAccount(server, email);
+      await flows.signIn(server, page, email);
+      await page.waitForURL(/\/account$/);
+
+      await page.getByRole('link', { name: 'Security settings' }).first().click();
+      await page.getByLabel('Name of the security key (optional)').fill('Desk key');
+      await page.getByRole('button', { name: 'Add a security key' }).click();
+      await page.getByRole('heading', { name: 'Your backup codes' }).waitFor();
+      await page.getByRole('link', { name: 'I have saved my codes' }).click();
+      await page.getByText('Two-factor authentication is on').waitFor();
+      assert.equal(await page.getByLabel('Name of Desk key').inputValue(), 'Desk key');
+      const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+      assert.equal(credentials.length, 1);
+
+      // The same key again: the browser refuses (it is in excludeCredentials), with a clear message.
+      await page.getByRole('button', { name: 'Add a security key' }).click();
+      await page.getByText('This security key or passkey is already registered.').waitFor();
+
+      await signOut(page);
+      await flows.signIn(server, page, email);
+      await page.waitForURL(/\/login\/second-factor/);
+      // Keep the assertion the browser posts, to replay it afterwards.
+      let posted = null;
+      await page.route('**/login/second-factor/key/finish', async (route) => {
+        posted = route.request().postData();
+        await route.continue();
+      });
+      await page.getByRole('button', { name: 'Use your security key or passkey' }).click();
+      await page.waitForURL(/\/account$/);
+      assert.ok(posted, 'the assertion was posted');
+
+      // Replaying it from a fresh sign-in is refused: the ceremony was single use and bound to
+      // the other partial session.
+      await signOut(page);
+      await flows.signIn(server, page, email);
+      await page.waitForURL(/\/login\/second-factor/);
+      const csrf = await page.locator('input[name=csrf]').first().inputValue();
+      const replay = new URLSearchParams(posted);
+      replay.set('csrf', csrf);
+      const r = await page.request.post(`${server.baseUrl}/login/second-factor/key/finish`, {
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: server.baseUrl },
+        data: replay.toString(),
+        maxRedirects: 0,
+      });
+      assert.equal(r.status(), 400);
+      assert.match(await r.text(), /expired or was already used/);
+    });
+
+    it('adds a passkey and signs in with it alone, no password', async () => {
+      const page = await newPage();
+      await page.goto(`${server.baseUrl}/login`);
+      const { cdp, authenticatorId } = await virtualAuthenticator(page, 'internal');
+      const email = `passkey-${Date.now()}@example.com`;
+      await flows.createVerifiedAccount(server, email);
+      await flows.signIn(server, page, email);
+      await page.waitForURL(/\/account$/);
+      await page.getByRole('link', { name: 'Security settings' }).first().click();
+      await page.getByRole('button', { name: /Add a passkey/ }).click();
+      await page.getByRole('heading', { name: 'Your backup codes' }).waitFor();
+      await page.getByRole('link', { name: 'I have saved my codes' }).click();
+      await page.getByText('Passkey', { exact: true }).first().waitFor();
+      const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+      assert.equal(credentials.length, 1);
+      assert.equal(credentials[0].isResidentCredential, true, 'a passkey is discoverable');
+
+      await signOut(page);
+      // The login page may already have offered the passkey through autofill; otherwise press
+      // the button.
+      if (!/\/account$/.test(page.url())) {
+        await page.getByRole('button', { name: 'Sign in with a passkey' }).click().catch(() => {});
+      }
+      await page.waitForURL(/\/account$/, { timeout: 15_000 });
+      const account = await page.request.get(`${server.baseUrl}/api/v1/account`);
+      const body = await account.json();
+      assert.deepEqual(body.session.amr, ['hwk', 'user', 'mfa']);
+    });
+  });
+}
