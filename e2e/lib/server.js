@@ -203,9 +203,15 @@ async function startServer(backend, opts = {}) {
     }
   }
 
+  /** Runs a `twofold` command against this server's database and keys; returns stdout. */
+  function cli(args) {
+    return execFileSync(bin, [...args, '--data-dir', path.join(dataDir, 'data')], { env, encoding: 'utf8' });
+  }
+
   return {
     backend,
     baseUrl,
+    cli,
     get log() { return log; },
     mailCount: (to) => mailsTo(to).length,
     waitForMail,

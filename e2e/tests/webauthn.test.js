@@ -139,3 +139,65 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`security keys through the verification API (${backend})`, () => {
+    let server;
+    let browser;
+    let pages = [];
+
+    before(async () => {
+      server = await startServer(backend, { localhost: true });
+      browser = await launch();
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+    afterEach(async (t) => {
+      if (!t.passed) await saveFailureArtifacts(backend, t, pages, server?.log);
+      for (const p of pages) await p.context().close().catch(() => {});
+      pages = [];
+    });
+
+    it('registers a subject\'s key and verifies assertions; a replay is invalid', async () => {
+      const key = server.cli(['apikey', 'create', '--name', 'e2e']).trim().split('\n').at(-1);
+      const api = async (path, body) => {
+        const r = await fetch(`${server.baseUrl}/api/v1/subjects/alice${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body ?? {}),
+        });
+        return { status: r.status, body: await r.json() };
+      };
+      // The app's page: any page on the relying party's origin will do for the browser part
+      // (not /login, whose passkey autofill keeps a request pending).
+      const page = await (await browser.newContext()).newPage();
+      pages.push(page);
+      await page.goto(`${server.baseUrl}/password-reset`);
+      await virtualAuthenticator(page, 'usb');
+
+      const reg = await api('/webauthn/registrations', { kind: 'security_key' });
+      assert.equal(reg.status, 200, JSON.stringify(reg.body));
+      const credential = await page.evaluate(async (options) => {
+        const c = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey) });
+        return c.toJSON();
+      }, reg.body.options);
+      const done = await api(`/webauthn/registrations/${reg.body.registration_id}/finish`, { credential, label: 'Key' });
+      assert.equal(done.status, 201, JSON.stringify(done.body));
+      assert.equal(done.body.status, 'active');
+      assert.equal(done.body.backup_codes.length, 10);
+
+      const assertion = await api('/webauthn/assertions');
+      assert.equal(assertion.status, 200);
+      const signed = await page.evaluate(async (options) => {
+        const c = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey) });
+        return c.toJSON();
+      }, assertion.body.options);
+      const ok = await api(`/webauthn/assertions/${assertion.body.assertion_id}/finish`, { credential: signed });
+      assert.deepEqual(ok.body, { valid: true, factor_id: done.body.id, type: 'webauthn' });
+      const again = await api(`/webauthn/assertions/${assertion.body.assertion_id}/finish`, { credential: signed });
+      assert.deepEqual(again.body, { valid: false });
+    });
+  });
+}

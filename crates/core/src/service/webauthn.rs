@@ -131,7 +131,26 @@ impl Core {
         kind: KeyKind,
     ) -> Result<CeremonyStart, CoreError> {
         self.require_step_up(ctx).await?;
-        let owner = Owner::Account(ctx.account.id);
+        self.begin_key_registration(
+            &Owner::Account(ctx.account.id),
+            Some(ctx.session.id),
+            ctx.account.id,
+            &ctx.account.email,
+            kind,
+        )
+        .await
+    }
+
+    /// `user_id` and `user_name` are what the authenticator stores (the handle that passkey
+    /// sign-in returns, and the name shown in the browser's account picker).
+    async fn begin_key_registration(
+        &self,
+        owner: &Owner,
+        session: Option<SessionId>,
+        user_id: Uuid,
+        user_name: &str,
+        kind: KeyKind,
+    ) -> Result<CeremonyStart, CoreError> {
         let rp = self.relying_party()?;
         let exclude = self
             .store
@@ -140,12 +159,12 @@ impl Core {
             .into_iter()
             .map(|c| c.credential_id)
             .collect::<Vec<_>>();
-        let email = &ctx.account.email;
+        let email = user_name;
         let (mut options, state) = match kind {
             KeyKind::SecurityKey => {
                 let (ccr, state) = rp
                     .start_securitykey_registration(
-                        ctx.account.id,
+                        user_id,
                         email,
                         email,
                         Some(exclude),
@@ -160,7 +179,7 @@ impl Core {
             }
             KeyKind::Passkey => {
                 let (ccr, state) = rp
-                    .start_passkey_registration(ctx.account.id, email, email, Some(exclude))
+                    .start_passkey_registration(user_id, email, email, Some(exclude))
                     .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
                 (
                     serde_json::to_value(&ccr).map_err(json_error)?,
@@ -188,14 +207,8 @@ impl Core {
             }
         }
         let state = serde_json::to_string(&state).map_err(json_error)?;
-        self.start_ceremony(
-            "register",
-            Some(&owner),
-            Some(ctx.session.id),
-            state,
-            options,
-        )
-        .await
+        self.start_ceremony("register", Some(owner), session, state, options)
+            .await
     }
 
     /// Verifies the browser's answer and adds the key. The first factor of an account also
@@ -210,8 +223,36 @@ impl Core {
     ) -> Result<Option<Vec<String>>, CoreError> {
         self.require_step_up(ctx).await?;
         let owner = Owner::Account(ctx.account.id);
+        let (_, codes) = self
+            .finish_key_registration(
+                &owner,
+                Some(ctx.session.id),
+                Changer::Session(ctx),
+                ceremony,
+                name,
+                response,
+                meta,
+            )
+            .await?;
+        self.store
+            .mark_step_up(ctx.session.id, self.clock.now())
+            .await?;
+        Ok(codes)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_key_registration(
+        &self,
+        owner: &Owner,
+        session: Option<SessionId>,
+        changer: Changer<'_>,
+        ceremony: Uuid,
+        name: &str,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<(Uuid, Option<Vec<String>>), CoreError> {
         let state = self
-            .take(ceremony, "register", Some(&owner), Some(ctx.session.id))
+            .take(ceremony, "register", Some(owner), session)
             .await?;
         let state: Registration = serde_json::from_str(&state).map_err(json_error)?;
         let reg: RegisterPublicKeyCredential =
@@ -300,7 +341,7 @@ impl Core {
             format!("A security key (\"{label}\") was added to your account.")
         };
         let effects = self.effects(
-            Changer::Session(ctx),
+            changer,
             "factor_added",
             &owner,
             &what,
@@ -318,9 +359,8 @@ impl Core {
             }
             Err(e) => return Err(e.into()),
         }
-        self.store.mark_step_up(ctx.session.id, now).await?;
         self.outbox_wakeup.notify_one();
-        Ok(first.then_some(codes))
+        Ok((id, first.then_some(codes)))
     }
 
     fn rejected(&self, what: &str, e: WebauthnError) -> CoreError {
@@ -613,5 +653,111 @@ impl Core {
         amr.push("mfa".into());
         self.start_session(&account, SessionKind::Full, amr, meta)
             .await
+    }
+
+    // ---- verification API ----
+
+    /// Registration options for a subject's new security key (or passkey).
+    pub async fn api_begin_key_registration(
+        &self,
+        caller: &super::ApiCaller,
+        subject: &str,
+        kind: KeyKind,
+    ) -> Result<CeremonyStart, CoreError> {
+        let owner = self.subject_owner(caller, subject, true).await?;
+        let Owner::Subject(user_id) = owner else {
+            return Err(CoreError::Internal("a subject owner was expected".into()));
+        };
+        self.begin_key_registration(&owner, None, user_id, subject, kind)
+            .await
+    }
+
+    /// Verifies the browser's registration; the key is active at once. Returns the first
+    /// backup codes for a subject's first factor, as `confirm` does for TOTP.
+    pub async fn api_finish_key_registration(
+        &self,
+        caller: &super::ApiCaller,
+        subject: &str,
+        ceremony: Uuid,
+        name: &str,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<(Uuid, Option<Vec<String>>), CoreError> {
+        let owner = self.subject_owner(caller, subject, false).await?;
+        self.finish_key_registration(&owner, None, Changer::Api, ceremony, name, response, meta)
+            .await
+    }
+
+    pub async fn api_begin_assertion(
+        &self,
+        caller: &super::ApiCaller,
+        subject: &str,
+    ) -> Result<CeremonyStart, CoreError> {
+        let owner = self.subject_owner(caller, subject, false).await?;
+        let keys: Vec<SecurityKey> = self
+            .store
+            .webauthn_credentials_of(&owner.key())
+            .await?
+            .iter()
+            .filter_map(|c| serde_json::from_str(&c.passkey).ok())
+            .collect();
+        if keys.is_empty() {
+            return Err(CoreError::NotFound);
+        }
+        let (rcr, state) = self
+            .relying_party()?
+            .start_securitykey_authentication(&keys)
+            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+        let options = serde_json::to_value(&rcr).map_err(json_error)?;
+        let state = serde_json::to_string(&state).map_err(json_error)?;
+        self.start_ceremony("authenticate", Some(&owner), None, state, options)
+            .await
+    }
+
+    /// `Valid` with the factor, or `Invalid` (counted against the subject's budget) for an
+    /// assertion that does not verify, a replay or an expired ceremony.
+    pub async fn api_finish_assertion(
+        &self,
+        caller: &super::ApiCaller,
+        subject: &str,
+        ceremony: Uuid,
+        response: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<super::VerifyResult, CoreError> {
+        let owner = self.subject_owner(caller, subject, false).await?;
+        self.check_factor_budget(&owner).await?;
+        let result = match self
+            .take(ceremony, "authenticate", Some(&owner), None)
+            .await
+        {
+            Ok(state) => {
+                self.finish_key_assertion(&owner, None, &state, response, meta)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(CodeUse::Key { factor_id, .. }) => {
+                let audit = self.audit(
+                    "second_factor_verified",
+                    None,
+                    meta,
+                    json!({ "owner": owner.key(), "factor_id": factor_id, "type": "webauthn" }),
+                );
+                self.store.record_audit(&audit).await?;
+                Ok(super::VerifyResult::Valid {
+                    factor_id: Some(factor_id),
+                    kind: "webauthn",
+                    backup_codes_left: None,
+                })
+            }
+            Ok(_) => Err(CoreError::Internal("unexpected code use".into())),
+            Err(CoreError::KeyRejected(_)) => {
+                self.record_factor_failure(&owner, None, "webauthn", meta)
+                    .await?;
+                Ok(super::VerifyResult::Invalid)
+            }
+            Err(e) => Err(e),
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod account;
 mod auth;
+mod subject_keys;
 mod subjects;
 
 use crate::error::problem;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/session/step-up", post(auth::step_up))
         .merge(subjects::routes())
+        .merge(subject_keys::routes())
         .route("/password-reset", post(auth::request_password_reset))
         .route(
             "/password-reset/complete",
