@@ -343,7 +343,7 @@ impl Core {
         let effects = self.effects(
             changer,
             "factor_added",
-            &owner,
+            owner,
             &what,
             meta,
             json!({ "factor_id": id, "type": "webauthn", "passkey": discoverable, "backup_codes_created": first }),
