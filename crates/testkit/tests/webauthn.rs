@@ -306,3 +306,64 @@ both_backends!(
     credential_ids_are_unique_and_counters_move_forward,
     credential_ids_are_unique_and_counters_move_forward
 );
+
+async fn api_ceremonies(db: TestDb) {
+    let app = app(db).await;
+    let key = app.core.create_api_key("acme", "test").await.unwrap().1;
+    let post = |path: String, body: Value| {
+        let key = key.clone();
+        let url = app.at(&format!("/api/v1/subjects{path}"));
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // No key yet: nothing to assert with.
+    let (status, _) = post("/bob/webauthn/assertions".into(), serde_json::json!({})).await;
+    assert_eq!(status, 404);
+    let (status, body) = post("/bob/webauthn/registrations".into(), serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["options"]["publicKey"]["rp"]["id"], "localhost");
+    assert_eq!(body["options"]["publicKey"]["user"]["name"], "bob");
+    let id = body["registration_id"].as_str().unwrap().to_owned();
+    let (status, _) = post(
+        "/bob/webauthn/registrations".into(),
+        serde_json::json!({"kind": "carrier-pigeon"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    // Another tenant cannot finish it.
+    let other = app.core.create_api_key("globex", "test").await.unwrap().1;
+    let r = reqwest::Client::new()
+        .post(app.at(&format!(
+            "/api/v1/subjects/bob/webauthn/registrations/{id}/finish"
+        )))
+        .bearer_auth(other)
+        .json(&serde_json::json!({"credential": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let junk = serde_json::json!({"credential": {"id": "AAAA"}});
+    let (status, problem) = post(
+        format!("/bob/webauthn/registrations/{id}/finish"),
+        junk.clone(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["type"], "urn:twofold:problem:key-rejected");
+    let (status, problem) = post(format!("/bob/webauthn/registrations/{id}/finish"), junk).await;
+    assert_eq!(status, 400);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("already used"),
+        "{problem}"
+    );
+}
+both_backends!(api_ceremonies, api_ceremonies);
