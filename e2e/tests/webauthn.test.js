@@ -107,6 +107,19 @@ for (const backend of backends()) {
       });
       assert.equal(r.status(), 400);
       assert.match(await r.text(), /expired or was already used/);
+
+      // A clone of the key (same private key, older signature counter) is caught: the key is
+      // blocked, the sign-in refused, and the owner told by mail.
+      const [cred] = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+      assert.ok(cred.signCount >= 1, `counter ${cred.signCount}`);
+      await cdp.send('WebAuthn.removeCredential', { authenticatorId, credentialId: cred.credentialId });
+      await cdp.send('WebAuthn.addCredential', { authenticatorId, credential: { ...cred, signCount: 0 } });
+      const mailsBefore = server.mailCount(email);
+      await page.goto(`${server.baseUrl}/login/second-factor`);
+      await page.getByRole('button', { name: 'Use your security key or passkey' }).click();
+      await page.getByText('reported an old signature counter and was blocked').waitFor();
+      const warning = await server.waitForMail(email, /signature counter lower than before/, { skip: mailsBefore });
+      assert.ok(warning);
     });
 
     it('adds a passkey and signs in with it alone, no password', async () => {
