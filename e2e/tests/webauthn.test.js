@@ -214,3 +214,52 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`removing a security key needs a fresh second factor (${backend})`, () => {
+    let server;
+    let browser;
+    let pages = [];
+
+    before(async () => {
+      // Step-up freshness of 3 s instead of 5 minutes, so the test need not wait long.
+      server = await startServer(backend, { localhost: true, env: { TWOFOLD_SESSION__STEP_UP_SECONDS: '3' } });
+      browser = await launch();
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+    afterEach(async (t) => {
+      if (!t.passed) await saveFailureArtifacts(backend, t, pages, server?.log);
+      for (const p of pages) await p.context().close().catch(() => {});
+      pages = [];
+    });
+
+    it('asks for the key again before removing it', async () => {
+      const page = await (await browser.newContext()).newPage();
+      pages.push(page);
+      await page.goto(`${server.baseUrl}/password-reset`);
+      await virtualAuthenticator(page, 'usb');
+      const email = `remove-${Date.now()}@example.com`;
+      await flows.createVerifiedAccount(server, email);
+      await flows.signIn(server, page, email);
+      await page.waitForURL(/\/account$/);
+      await page.goto(`${server.baseUrl}/account/security`);
+      await page.getByLabel('Name of the security key (optional)').fill('Travel key');
+      await page.getByRole('button', { name: 'Add a security key' }).click();
+      await page.getByRole('link', { name: 'I have saved my codes' }).click();
+      await page.getByText('Two-factor authentication is on').waitFor();
+
+      await new Promise((r) => setTimeout(r, 3500));
+      await page.getByRole('button', { name: 'Remove Travel key' }).click();
+      await page.waitForURL(/\/account\/step-up/);
+      await page.getByRole('button', { name: 'Use your security key or passkey' }).click();
+      await page.waitForURL(/\/account\/security$/);
+      await page.getByRole('button', { name: 'Remove Travel key' }).click();
+      await page.getByText('Two-factor authentication is off').waitFor();
+      const mail = await server.waitForMail(email, /A security key \("Travel key"\) was added|Travel key/, { skip: 1 });
+      assert.ok(mail);
+    });
+  });
+}

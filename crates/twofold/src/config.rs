@@ -188,6 +188,9 @@ pub struct SessionSettings {
     pub idle_timeout_minutes: u32,
     /// Signed out this long after signing in, active or not.
     pub lifetime_hours: u32,
+    /// How recent a second factor must be for sensitive changes (adding or removing factors,
+    /// new backup codes).
+    pub step_up_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,6 +249,7 @@ impl Default for SessionSettings {
         Self {
             idle_timeout_minutes: 24 * 60,
             lifetime_hours: 14 * 24,
+            step_up_seconds: 300,
         }
     }
 }
@@ -350,6 +354,9 @@ impl Settings {
         }
         if self.second_factor.totp_window > 3 {
             bail!("second_factor.totp_window must be 0 to 3 steps");
+        }
+        if !(1..=3600).contains(&self.session.step_up_seconds) {
+            bail!("session.step_up_seconds must be 1 to 3600");
         }
         if self.session.idle_timeout_minutes == 0 || self.session.lifetime_hours == 0 {
             bail!("session timeouts must be positive");

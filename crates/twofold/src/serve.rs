@@ -48,6 +48,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
             settings.session.idle_timeout_minutes,
         )),
         session_lifetime: time::Duration::hours(i64::from(settings.session.lifetime_hours)),
+        step_up_window: time::Duration::seconds(i64::from(settings.session.step_up_seconds)),
         totp_window: settings.second_factor.totp_window,
         codes: settings.second_factor.code_settings(),
         send_quotas: settings.second_factor.send_quotas(),
