@@ -211,6 +211,33 @@ for (const backend of backends()) {
       assert.deepEqual(ok.body, { valid: true, factor_id: done.body.id, type: 'webauthn' });
       const again = await api(`/webauthn/assertions/${assertion.body.assertion_id}/finish`, { credential: signed });
       assert.deepEqual(again.body, { valid: false });
+
+      // The same key used from another origin (same relying-party id, another site) is refused:
+      // the origin the browser signed is checked.
+      const http = require('node:http');
+      const foreign = http.createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<!doctype html><title>elsewhere</title>'); });
+      await new Promise((r) => foreign.listen(0, '127.0.0.1', r));
+      try {
+        await page.goto(`http://localhost:${foreign.address().port}/`);
+        const elsewhere = await api('/webauthn/assertions');
+        const phished = await page.evaluate(async (options) => {
+          const c = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey) });
+          return c.toJSON();
+        }, elsewhere.body.options);
+        const refused = await api(`/webauthn/assertions/${elsewhere.body.assertion_id}/finish`, { credential: phished });
+        assert.deepEqual(refused.body, { valid: false });
+      } finally {
+        foreign.close();
+      }
+      // …while the same key on the right origin still verifies.
+      await page.goto(`${server.baseUrl}/password-reset`);
+      const home = await api('/webauthn/assertions');
+      const good = await page.evaluate(async (options) => {
+        const c = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey) });
+        return c.toJSON();
+      }, home.body.options);
+      const accepted = await api(`/webauthn/assertions/${home.body.assertion_id}/finish`, { credential: good });
+      assert.equal(accepted.body.valid, true);
     });
   });
 }
