@@ -312,6 +312,17 @@ pub trait ApiStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<()>;
     async fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The tenant's own WebAuthn relying party (id, origins), if one is set.
+    async fn tenant_relying_party(
+        &self,
+        tenant: Uuid,
+    ) -> StoreResult<Option<(String, Vec<String>)>>;
+    /// Sets (or with `None` clears) a tenant's relying party; `false` for an unknown tenant.
+    async fn set_tenant_relying_party(
+        &self,
+        tenant: &str,
+        rp: Option<(&str, &[String])>,
+    ) -> StoreResult<bool>;
     /// The subject's internal id; created with `create_with` when it does not exist.
     async fn subject(
         &self,

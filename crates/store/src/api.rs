@@ -30,6 +30,54 @@ impl ApiStore for SqlStore {
         uuid(&id)
     }
 
+    async fn tenant_relying_party(
+        &self,
+        tenant: Uuid,
+    ) -> StoreResult<Option<(String, Vec<String>)>> {
+        let row = sqlx::query("SELECT rp_id, rp_origins FROM tenants WHERE id = $1")
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (Some(id), Some(origins)) = (
+            get::<Option<String>>(&row, "rp_id")?,
+            get::<Option<String>>(&row, "rp_origins")?,
+        ) else {
+            return Ok(None);
+        };
+        let origins: Vec<String> = serde_json::from_str(&origins)
+            .map_err(|e| twofold_core::ports::StoreError::Other(format!("rp_origins: {e}")))?;
+        Ok(Some((id, origins)))
+    }
+
+    async fn set_tenant_relying_party(
+        &self,
+        tenant: &str,
+        rp: Option<(&str, &[String])>,
+    ) -> StoreResult<bool> {
+        let (id, origins) = match rp {
+            Some((id, origins)) => (
+                Some(id.to_owned()),
+                Some(serde_json::to_string(origins).map_err(|e| {
+                    twofold_core::ports::StoreError::Other(format!("rp_origins: {e}"))
+                })?),
+            ),
+            None => (None, None),
+        };
+        let n = sqlx::query("UPDATE tenants SET rp_id = $2, rp_origins = $3 WHERE name = $1")
+            .bind(tenant)
+            .bind(id)
+            .bind(origins)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn create_api_key(
         &self,
         key: &ApiKeyRecord,

@@ -367,3 +367,48 @@ async fn api_ceremonies(db: TestDb) {
     );
 }
 both_backends!(api_ceremonies, api_ceremonies);
+
+async fn relying_party_per_tenant(db: TestDb) {
+    let app = app(db).await;
+    let acme = app.core.create_api_key("acme", "test").await.unwrap().1;
+    let globex = app.core.create_api_key("globex", "test").await.unwrap().1;
+    let origins = vec!["https://app.acme.example".to_owned()];
+    app.core
+        .set_tenant_relying_party("acme", "acme.example", &origins)
+        .await
+        .unwrap();
+    assert!(
+        app.core
+            .set_tenant_relying_party("acme", "other.example", &origins)
+            .await
+            .is_err()
+    );
+    assert!(
+        app.core
+            .set_tenant_relying_party("nobody", "acme.example", &origins)
+            .await
+            .is_err()
+    );
+    let rp_of = |key: String| {
+        let url = app.at("/api/v1/subjects/carol/webauthn/registrations");
+        async move {
+            let v: Value = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["options"]["publicKey"]["rp"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(rp_of(acme).await, "acme.example");
+    assert_eq!(rp_of(globex).await, "localhost");
+}
+both_backends!(relying_party_per_tenant, relying_party_per_tenant);

@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: operator::ApiKeyCommand,
     },
+    /// Settings of the verification API's tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: operator::TenantCommand,
+    },
     /// Manage the data-encryption keys.
     Keys {
         #[command(subcommand)]
@@ -125,7 +130,11 @@ fn main() -> ExitCode {
             Command::Config {
                 command: ConfigCommand::Check,
             } => {
-                print!("{}", settings.redacted_toml()?);
+                let toml = settings.redacted_toml()?;
+                print!("{toml}");
+                if !toml.ends_with('\n') {
+                    println!();
+                }
                 eprintln!("configuration is valid");
                 Ok(ExitCode::SUCCESS)
             }
@@ -134,6 +143,9 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Apikey { command } => operator::api_key(&settings, command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Tenant { command } => operator::tenant(&settings, command)
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Keys { command } => operator::keys(&settings, command)

@@ -21,6 +21,49 @@ pub enum ApiKeyCommand {
 }
 
 #[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Let a tenant's app use security keys on its own domain: the relying-party id (its
+    /// registrable domain) and the origins of the pages that call WebAuthn.
+    Webauthn {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        rp_id: String,
+        /// An origin such as https://app.example.com; repeat for several.
+        #[arg(long = "origin", required = true)]
+        origins: Vec<String>,
+    },
+}
+
+pub async fn tenant(settings: &Settings, command: TenantCommand) -> Result<()> {
+    let (core, store) = build_core(settings, &settings.public_url_for(settings.listen)).await?;
+    let result = match command {
+        TenantCommand::Webauthn {
+            tenant,
+            rp_id,
+            origins,
+        } => match core
+            .set_tenant_relying_party(&tenant, &rp_id, &origins)
+            .await
+        {
+            Ok(()) => {
+                println!(
+                    "tenant {tenant}: WebAuthn relying party {rp_id}, origins {}",
+                    origins.join(", ")
+                );
+                Ok(())
+            }
+            Err(twofold_core::CoreError::NotFound) => Err(anyhow::anyhow!(
+                "no tenant named {tenant:?} (tenants are created with `twofold apikey create --tenant`)"
+            )),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        },
+    };
+    store.close().await;
+    result
+}
+
+#[derive(Subcommand)]
 pub enum KeysCommand {
     /// Add a new data-encryption key and re-seal every secret under it. Running servers pick
     /// the new key up from the key file when they first meet it.

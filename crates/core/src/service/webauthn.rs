@@ -132,6 +132,7 @@ impl Core {
     ) -> Result<CeremonyStart, CoreError> {
         self.require_step_up(ctx).await?;
         self.begin_key_registration(
+            &*self.relying_party()?,
             &Owner::Account(ctx.account.id),
             Some(ctx.session.id),
             ctx.account.id,
@@ -145,13 +146,13 @@ impl Core {
     /// sign-in returns, and the name shown in the browser's account picker).
     async fn begin_key_registration(
         &self,
+        rp: &webauthn_rs::Webauthn,
         owner: &Owner,
         session: Option<SessionId>,
         user_id: Uuid,
         user_name: &str,
         kind: KeyKind,
     ) -> Result<CeremonyStart, CoreError> {
-        let rp = self.relying_party()?;
         let exclude = self
             .store
             .webauthn_credentials_of(&owner.key())
@@ -225,6 +226,7 @@ impl Core {
         let owner = Owner::Account(ctx.account.id);
         let (_, codes) = self
             .finish_key_registration(
+                &*self.relying_party()?,
                 &owner,
                 Some(ctx.session.id),
                 Changer::Session(ctx),
@@ -243,6 +245,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     async fn finish_key_registration(
         &self,
+        rp: &webauthn_rs::Webauthn,
         owner: &Owner,
         session: Option<SessionId>,
         changer: Changer<'_>,
@@ -257,7 +260,6 @@ impl Core {
         let state: Registration = serde_json::from_str(&state).map_err(json_error)?;
         let reg: RegisterPublicKeyCredential =
             serde_json::from_value(response).map_err(json_error)?;
-        let rp = self.relying_party()?;
         let (credential_id, key_json, discoverable, default_name) = match &state {
             Registration::SecurityKey(s) => {
                 let key = rp
@@ -403,6 +405,7 @@ impl Core {
     /// forward, one conditional UPDATE). A counter that went backwards blocks the key.
     async fn finish_key_assertion(
         &self,
+        rp: &webauthn_rs::Webauthn,
         owner: &Owner,
         account: Option<&Account>,
         state: &str,
@@ -412,7 +415,6 @@ impl Core {
         let state: SecurityKeyAuthentication = serde_json::from_str(state).map_err(json_error)?;
         let assertion: PublicKeyCredential =
             serde_json::from_value(response).map_err(json_error)?;
-        let rp = self.relying_party()?;
         let result = match rp.finish_securitykey_authentication(&assertion, &state) {
             Ok(r) => r,
             Err(WebauthnError::CredentialPossibleCompromise) => {
@@ -524,7 +526,14 @@ impl Core {
             .take(ceremony, "authenticate", Some(&owner), Some(ctx.session.id))
             .await?;
         match self
-            .finish_key_assertion(&owner, Some(&ctx.account), &state, response, meta)
+            .finish_key_assertion(
+                &*self.relying_party()?,
+                &owner,
+                Some(&ctx.account),
+                &state,
+                response,
+                meta,
+            )
             .await
         {
             Ok(used) => self.finish_second_step(&ctx, used, meta).await,
@@ -558,7 +567,14 @@ impl Core {
             .take(ceremony, "authenticate", Some(&owner), Some(ctx.session.id))
             .await?;
         match self
-            .finish_key_assertion(&owner, Some(&ctx.account), &state, response, meta)
+            .finish_key_assertion(
+                &*self.relying_party()?,
+                &owner,
+                Some(&ctx.account),
+                &state,
+                response,
+                meta,
+            )
             .await
         {
             Ok(_) => {
@@ -657,6 +673,54 @@ impl Core {
 
     // ---- verification API ----
 
+    /// The tenant's own relying party (its app's domain) if set, else ours.
+    async fn tenant_relying_party(
+        &self,
+        caller: &super::ApiCaller,
+    ) -> Result<Arc<webauthn_rs::Webauthn>, CoreError> {
+        match self.store.tenant_relying_party(caller.tenant_id).await? {
+            Some((id, origins)) => {
+                let rp = crate::factor::webauthn::RelyingParty { id, origins };
+                crate::factor::webauthn::relying_party(
+                    &rp,
+                    &self.settings.public_url,
+                    &self.settings.product_name,
+                )
+                .map(Arc::new)
+                .map_err(CoreError::Internal)
+            }
+            None => self.relying_party(),
+        }
+    }
+
+    /// Lets a tenant's app run WebAuthn on its own domain: `rp_id` (a registrable domain) and
+    /// the origins of its pages. Checked before it is stored.
+    pub async fn set_tenant_relying_party(
+        &self,
+        tenant: &str,
+        rp_id: &str,
+        origins: &[String],
+    ) -> Result<(), CoreError> {
+        if origins.is_empty() {
+            return Err(CoreError::invalid("origin", "Give at least one origin."));
+        }
+        let rp = crate::factor::webauthn::RelyingParty {
+            id: rp_id.to_owned(),
+            origins: origins.to_vec(),
+        };
+        crate::factor::webauthn::relying_party(&rp, &self.settings.public_url, "check")
+            .map_err(|e| CoreError::invalid("rp_id", e))?;
+        if self
+            .store
+            .set_tenant_relying_party(tenant, Some((rp_id, origins)))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound)
+        }
+    }
+
     /// Registration options for a subject's new security key (or passkey).
     pub async fn api_begin_key_registration(
         &self,
@@ -668,7 +732,8 @@ impl Core {
         let Owner::Subject(user_id) = owner else {
             return Err(CoreError::Internal("a subject owner was expected".into()));
         };
-        self.begin_key_registration(&owner, None, user_id, subject, kind)
+        let rp = self.tenant_relying_party(caller).await?;
+        self.begin_key_registration(&rp, &owner, None, user_id, subject, kind)
             .await
     }
 
@@ -684,8 +749,18 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<(Uuid, Option<Vec<String>>), CoreError> {
         let owner = self.subject_owner(caller, subject, false).await?;
-        self.finish_key_registration(&owner, None, Changer::Api, ceremony, name, response, meta)
-            .await
+        let rp = self.tenant_relying_party(caller).await?;
+        self.finish_key_registration(
+            &rp,
+            &owner,
+            None,
+            Changer::Api,
+            ceremony,
+            name,
+            response,
+            meta,
+        )
+        .await
     }
 
     pub async fn api_begin_assertion(
@@ -705,7 +780,8 @@ impl Core {
             return Err(CoreError::NotFound);
         }
         let (rcr, state) = self
-            .relying_party()?
+            .tenant_relying_party(caller)
+            .await?
             .start_securitykey_authentication(&keys)
             .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
         let options = serde_json::to_value(&rcr).map_err(json_error)?;
@@ -726,12 +802,13 @@ impl Core {
     ) -> Result<super::VerifyResult, CoreError> {
         let owner = self.subject_owner(caller, subject, false).await?;
         self.check_factor_budget(&owner).await?;
+        let rp = self.tenant_relying_party(caller).await?;
         let result = match self
             .take(ceremony, "authenticate", Some(&owner), None)
             .await
         {
             Ok(state) => {
-                self.finish_key_assertion(&owner, None, &state, response, meta)
+                self.finish_key_assertion(&rp, &owner, None, &state, response, meta)
                     .await
             }
             Err(e) => Err(e),

@@ -26,3 +26,8 @@ CREATE TABLE webauthn_ceremonies (
     used_at    INTEGER
 );
 CREATE INDEX webauthn_ceremonies_by_expiry ON webauthn_ceremonies (expires_at);
+
+-- A tenant's own relying party for the verification API (its app's domain), instead of ours.
+ALTER TABLE tenants ADD COLUMN rp_id TEXT;
+-- JSON array of origins.
+ALTER TABLE tenants ADD COLUMN rp_origins TEXT;
