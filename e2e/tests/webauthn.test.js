@@ -290,3 +290,38 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`allowed authenticator models (${backend})`, () => {
+    // Chromium's virtual authenticator reports this AAGUID.
+    const VIRTUAL = '01020304-0506-0708-0102-030405060708';
+
+    async function tryToRegister(allowed) {
+      const server = await startServer(backend, { localhost: true, env: { TWOFOLD_WEBAUTHN__ALLOWED_AAGUIDS: allowed } });
+      const browser = await launch();
+      try {
+        const page = await (await browser.newContext()).newPage();
+        await page.goto(`${server.baseUrl}/password-reset`);
+        await virtualAuthenticator(page, 'usb');
+        const email = `model-${Date.now()}@example.com`;
+        await flows.createVerifiedAccount(server, email);
+        await flows.signIn(server, page, email);
+        await page.waitForURL(/\/account$/);
+        await page.goto(`${server.baseUrl}/account/security`);
+        await page.getByRole('button', { name: 'Add a security key' }).click();
+        const outcome = page.getByRole('heading', { name: 'Your backup codes' })
+          .or(page.getByText('This kind of security key is not allowed here'));
+        await outcome.first().waitFor();
+        return await page.getByRole('heading', { name: 'Your backup codes' }).isVisible();
+      } finally {
+        await browser.close();
+        await server.stop();
+      }
+    }
+
+    it('registers a listed model and refuses any other', async () => {
+      assert.equal(await tryToRegister(VIRTUAL), true, 'a listed model registers');
+      assert.equal(await tryToRegister('cb69481e-8ff7-4039-93ec-0a2729a154a8'), false, 'another model is refused');
+    });
+  });
+}

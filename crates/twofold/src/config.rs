@@ -83,6 +83,11 @@ pub struct WebauthnSettings {
     pub rp_id: String,
     /// Origins allowed to use the keys. Default: the origin of `public_url`.
     pub origins: Vec<String>,
+    /// Authenticator models (AAGUIDs, e.g. "cb69481e-8ff7-4039-93ec-0a2729a154a8") allowed to
+    /// register. Empty: any. The model is what the authenticator reports in its (direct)
+    /// attestation; without an attestation CA list it is not cryptographically proven, so
+    /// this guards against the wrong kind of key, not against a forged one.
+    pub allowed_aaguids: Vec<uuid::Uuid>,
 }
 
 /// Quotas against SMS pumping and toll fraud. Counted in the database, so shared by all nodes.
@@ -121,6 +126,7 @@ impl WebauthnSettings {
         twofold_core::factor::webauthn::RelyingParty {
             id: self.rp_id.clone(),
             origins: self.origins.clone(),
+            allowed_aaguids: self.allowed_aaguids.clone(),
         }
     }
 }
@@ -293,6 +299,9 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("trusted_proxies")
+                .with_list_parse_key("webauthn.origins")
+                .with_list_parse_key("webauthn.allowed_aaguids")
+                .with_list_parse_key("second_factor.send_limits.sms_countries")
                 .try_parsing(true)
                 .source(Some(env.into_iter().collect())),
         );

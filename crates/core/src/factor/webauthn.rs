@@ -10,6 +10,25 @@ pub struct RelyingParty {
     pub id: String,
     /// Empty: the public URL's origin.
     pub origins: Vec<String>,
+    /// Authenticator models (AAGUIDs) allowed to register; empty allows all. With a list,
+    /// registration asks for direct attestation so browsers do not blank the AAGUID.
+    pub allowed_aaguids: Vec<uuid::Uuid>,
+}
+
+/// The AAGUID (authenticator model) an attestation object reports: bytes 37–53 of its
+/// `authData`, present when the attested-credential-data flag (0x40) is set.
+pub fn reported_aaguid(attestation_object: &[u8]) -> Option<uuid::Uuid> {
+    use serde_cbor_2::Value;
+    let Value::Map(map) = serde_cbor_2::from_slice::<Value>(attestation_object).ok()? else {
+        return None;
+    };
+    let Some(Value::Bytes(auth)) = map.get(&Value::Text("authData".into())) else {
+        return None;
+    };
+    if auth.len() < 53 || auth[32] & 0x40 == 0 {
+        return None;
+    }
+    uuid::Uuid::from_slice(&auth[37..53]).ok()
 }
 
 /// Builds the relying party for `public_url`, applying the configured overrides.
@@ -66,13 +85,38 @@ mod tests {
                 "https://login.example.com".into(),
                 "https://app.example.com".into(),
             ],
+            allowed_aaguids: vec![],
         };
         assert!(relying_party(&other, "https://login.example.com", "T").is_ok());
         let wrong = RelyingParty {
             id: "evil.example".into(),
             origins: vec![],
+            allowed_aaguids: vec![],
         };
         assert!(relying_party(&wrong, "https://login.example.com", "T").is_err());
+    }
+
+    #[test]
+    fn aaguid_is_read_from_auth_data() {
+        use serde_cbor_2::Value;
+        let aaguid = uuid::Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap();
+        let mut auth = vec![0u8; 32];
+        auth.push(0x41); // user present, attested credential data
+        auth.extend_from_slice(&[0, 0, 0, 1]);
+        auth.extend_from_slice(aaguid.as_bytes());
+        auth.extend_from_slice(&[0, 2, 9, 9]);
+        let object = |auth: Vec<u8>| {
+            let mut m = std::collections::BTreeMap::new();
+            m.insert(Value::Text("fmt".into()), Value::Text("none".into()));
+            m.insert(Value::Text("authData".into()), Value::Bytes(auth));
+            serde_cbor_2::to_vec(&Value::Map(m)).unwrap()
+        };
+        assert_eq!(reported_aaguid(&object(auth.clone())), Some(aaguid));
+        let mut no_flag = auth.clone();
+        no_flag[32] = 0x01;
+        assert_eq!(reported_aaguid(&object(no_flag)), None);
+        assert_eq!(reported_aaguid(&object(auth[..40].to_vec())), None);
+        assert_eq!(reported_aaguid(b"not cbor"), None);
     }
 
     #[test]

@@ -188,6 +188,13 @@ impl Core {
                 )
             }
         };
+        if !self.settings.relying_party.allowed_aaguids.is_empty()
+            && let Some(pk) = options.pointer_mut("/publicKey")
+        {
+            // With attestation "none" browsers may blank the AAGUID, and the policy could not
+            // tell models apart.
+            pk["attestation"] = json!("direct");
+        }
         if kind == KeyKind::SecurityKey
             && let Some(ext) = options
                 .pointer_mut("/publicKey/extensions")
@@ -284,6 +291,14 @@ impl Core {
                 )
             }
         };
+        let aaguid = crate::factor::webauthn::reported_aaguid(&reg.response.attestation_object);
+        let allowed = &self.settings.relying_party.allowed_aaguids;
+        if !allowed.is_empty() && !aaguid.is_some_and(|a| allowed.contains(&a)) {
+            tracing::info!(aaguid = ?aaguid, "authenticator model not on the allow-list");
+            return Err(CoreError::KeyRejected(
+                "This kind of security key is not allowed here. Use one your organisation approved.",
+            ));
+        }
         let label = clean_label(name, default_name)?;
         let now = self.clock.now();
         let id = self.new_id();
@@ -324,7 +339,7 @@ impl Core {
             passkey: key_json,
             counter: 0,
             discoverable,
-            aaguid: None,
+            aaguid: aaguid.filter(|a| !a.is_nil()),
             suspicious_at: None,
         };
         let codes = if first {
@@ -680,7 +695,11 @@ impl Core {
     ) -> Result<Arc<webauthn_rs::Webauthn>, CoreError> {
         match self.store.tenant_relying_party(caller.tenant_id).await? {
             Some((id, origins)) => {
-                let rp = crate::factor::webauthn::RelyingParty { id, origins };
+                let rp = crate::factor::webauthn::RelyingParty {
+                    id,
+                    origins,
+                    allowed_aaguids: self.settings.relying_party.allowed_aaguids.clone(),
+                };
                 crate::factor::webauthn::relying_party(
                     &rp,
                     &self.settings.public_url,
@@ -707,6 +726,7 @@ impl Core {
         let rp = crate::factor::webauthn::RelyingParty {
             id: rp_id.to_owned(),
             origins: origins.to_vec(),
+            allowed_aaguids: Vec::new(),
         };
         crate::factor::webauthn::relying_party(&rp, &self.settings.public_url, "check")
             .map_err(|e| CoreError::invalid("rp_id", e))?;
