@@ -10,12 +10,14 @@ mod enrollment;
 mod keys;
 mod login;
 mod outbox;
+mod passkey_login;
 mod recovery;
 mod second_step;
 mod sessions;
 mod signup;
 mod verification_api;
 mod webauthn;
+mod webauthn_api;
 
 pub use code_factors::{CodePurpose, SentCode};
 pub use code_use_cases::{CodeFactorView, SecondStepStatus};

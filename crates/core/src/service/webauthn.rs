@@ -14,9 +14,8 @@ use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration,
-    WebauthnError,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey,
+    SecurityKeyAuthentication, SecurityKeyRegistration, WebauthnError,
 };
 
 /// A roaming or platform authenticator used as a second factor (user verification preferred),
@@ -42,12 +41,12 @@ enum Registration {
     Passkey(PasskeyRegistration),
 }
 
-const REJECTED: &str = "This security key or passkey could not be verified. Try again.";
+pub(super) const REJECTED: &str = "This security key or passkey could not be verified. Try again.";
 const ALREADY: &str = "This security key or passkey is already registered.";
-const SUSPICIOUS: &str =
+pub(super) const SUSPICIOUS: &str =
     "This security key reported an old signature counter and was blocked. Use another method.";
 
-fn json_error(_: serde_json::Error) -> CoreError {
+pub(super) fn json_error(_: serde_json::Error) -> CoreError {
     CoreError::KeyRejected(REJECTED)
 }
 
@@ -78,7 +77,7 @@ impl Core {
         })
     }
 
-    async fn start_ceremony(
+    pub(super) async fn start_ceremony(
         &self,
         kind: &'static str,
         owner: Option<&Owner>,
@@ -102,7 +101,7 @@ impl Core {
         Ok(CeremonyStart { id, options })
     }
 
-    async fn take(
+    pub(super) async fn take(
         &self,
         id: Uuid,
         kind: &str,
@@ -144,7 +143,7 @@ impl Core {
 
     /// `user_id` and `user_name` are what the authenticator stores (the handle that passkey
     /// sign-in returns, and the name shown in the browser's account picker).
-    async fn begin_key_registration(
+    pub(super) async fn begin_key_registration(
         &self,
         rp: &webauthn_rs::Webauthn,
         owner: &Owner,
@@ -250,7 +249,7 @@ impl Core {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn finish_key_registration(
+    pub(super) async fn finish_key_registration(
         &self,
         rp: &webauthn_rs::Webauthn,
         owner: &Owner,
@@ -380,7 +379,7 @@ impl Core {
         Ok((id, first.then_some(codes)))
     }
 
-    fn rejected(&self, what: &str, e: WebauthnError) -> CoreError {
+    pub(super) fn rejected(&self, what: &str, e: WebauthnError) -> CoreError {
         tracing::info!(ceremony = what, error = %e, "WebAuthn response refused");
         match e {
             WebauthnError::CredentialAlteredAlgFromRequest
@@ -418,7 +417,7 @@ impl Core {
 
     /// Verifies an assertion against the owner's keys and records the use (counter moved
     /// forward, one conditional UPDATE). A counter that went backwards blocks the key.
-    async fn finish_key_assertion(
+    pub(super) async fn finish_key_assertion(
         &self,
         rp: &webauthn_rs::Webauthn,
         owner: &Owner,
@@ -469,7 +468,7 @@ impl Core {
         })
     }
 
-    async fn block_key(
+    pub(super) async fn block_key(
         &self,
         owner: &Owner,
         account: Option<&Account>,
@@ -602,257 +601,6 @@ impl Core {
                 self.record_factor_failure(&owner, Some(ctx.account.id), "step_up", meta)
                     .await?;
                 Err(e)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    // ---- signing in with a passkey alone ----
-
-    /// Starts a sign-in with any passkey the browser holds for us. The web layer binds the
-    /// ceremony to the browser with a cookie.
-    pub async fn passkey_begin(&self) -> Result<CeremonyStart, CoreError> {
-        let (rcr, state) = self
-            .relying_party()?
-            .start_discoverable_authentication()
-            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
-        let options = serde_json::to_value(&rcr).map_err(json_error)?;
-        let state = serde_json::to_string(&state).map_err(json_error)?;
-        self.start_ceremony("passkey", None, None, state, options)
-            .await
-    }
-
-    /// A passkey with user verification is two factors in one (possession and PIN or
-    /// biometrics), and phishing-resistant: a full session with `amr` hwk/swk + user + mfa.
-    pub async fn passkey_finish(
-        &self,
-        ceremony: Uuid,
-        response: serde_json::Value,
-        meta: &RequestMeta,
-    ) -> Result<(SecretString, Session), CoreError> {
-        let state = self.take(ceremony, "passkey", None, None).await?;
-        let state: DiscoverableAuthentication = serde_json::from_str(&state).map_err(json_error)?;
-        let assertion: PublicKeyCredential =
-            serde_json::from_value(response).map_err(json_error)?;
-        let rp = self.relying_party()?;
-        let (user, credential_id) = rp
-            .identify_discoverable_authentication(&assertion)
-            .map_err(|e| self.rejected("passkey", e))?;
-        let stored = self
-            .store
-            .webauthn_credential(credential_id)
-            .await?
-            .filter(|c| c.owner == Owner::Account(user).key() && c.discoverable)
-            .ok_or(CoreError::KeyRejected(REJECTED))?;
-        let account = self
-            .store
-            .account_by_id(user)
-            .await?
-            .filter(Account::is_verified)
-            .ok_or(CoreError::KeyRejected(REJECTED))?;
-        let owner = Owner::Account(account.id);
-        if stored.suspicious_at.is_some() {
-            return Err(CoreError::KeyRejected(SUSPICIOUS));
-        }
-        let mut key: Passkey = serde_json::from_str(&stored.passkey).map_err(json_error)?;
-        let result = match rp.finish_discoverable_authentication_v2(&assertion, state, &key) {
-            Ok(r) => r,
-            Err(WebauthnError::CredentialPossibleCompromise) => {
-                self.block_key(&owner, Some(&account), &stored.credential_id, meta)
-                    .await?;
-                return Err(CoreError::KeyRejected(SUSPICIOUS));
-            }
-            Err(e) => return Err(self.rejected("passkey", e)),
-        };
-        key.update_credential(&result);
-        let key_json = serde_json::to_string(&key).map_err(json_error)?;
-        if !self
-            .store
-            .record_webauthn_use(
-                result.cred_id(),
-                result.counter(),
-                &key_json,
-                self.clock.now(),
-                None,
-            )
-            .await?
-        {
-            return Err(CoreError::KeyRejected(REJECTED));
-        }
-        let mut amr =
-            crate::factor::webauthn::amr(result.backup_eligible(), result.user_verified());
-        amr.push("mfa".into());
-        self.start_session(&account, SessionKind::Full, amr, meta)
-            .await
-    }
-
-    // ---- verification API ----
-
-    /// The tenant's own relying party (its app's domain) if set, else ours.
-    async fn tenant_relying_party(
-        &self,
-        caller: &super::ApiCaller,
-    ) -> Result<Arc<webauthn_rs::Webauthn>, CoreError> {
-        match self.store.tenant_relying_party(caller.tenant_id).await? {
-            Some((id, origins)) => {
-                let rp = crate::factor::webauthn::RelyingParty {
-                    id,
-                    origins,
-                    allowed_aaguids: self.settings.relying_party.allowed_aaguids.clone(),
-                };
-                crate::factor::webauthn::relying_party(
-                    &rp,
-                    &self.settings.public_url,
-                    &self.settings.product_name,
-                )
-                .map(Arc::new)
-                .map_err(CoreError::Internal)
-            }
-            None => self.relying_party(),
-        }
-    }
-
-    /// Lets a tenant's app run WebAuthn on its own domain: `rp_id` (a registrable domain) and
-    /// the origins of its pages. Checked before it is stored.
-    pub async fn set_tenant_relying_party(
-        &self,
-        tenant: &str,
-        rp_id: &str,
-        origins: &[String],
-    ) -> Result<(), CoreError> {
-        if origins.is_empty() {
-            return Err(CoreError::invalid("origin", "Give at least one origin."));
-        }
-        let rp = crate::factor::webauthn::RelyingParty {
-            id: rp_id.to_owned(),
-            origins: origins.to_vec(),
-            allowed_aaguids: Vec::new(),
-        };
-        crate::factor::webauthn::relying_party(&rp, &self.settings.public_url, "check")
-            .map_err(|e| CoreError::invalid("rp_id", e))?;
-        if self
-            .store
-            .set_tenant_relying_party(tenant, Some((rp_id, origins)))
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(CoreError::NotFound)
-        }
-    }
-
-    /// Registration options for a subject's new security key (or passkey).
-    pub async fn api_begin_key_registration(
-        &self,
-        caller: &super::ApiCaller,
-        subject: &str,
-        kind: KeyKind,
-    ) -> Result<CeremonyStart, CoreError> {
-        let owner = self.subject_owner(caller, subject, true).await?;
-        let Owner::Subject(user_id) = owner else {
-            return Err(CoreError::Internal("a subject owner was expected".into()));
-        };
-        let rp = self.tenant_relying_party(caller).await?;
-        self.begin_key_registration(&rp, &owner, None, user_id, subject, kind)
-            .await
-    }
-
-    /// Verifies the browser's registration; the key is active at once. Returns the first
-    /// backup codes for a subject's first factor, as `confirm` does for TOTP.
-    pub async fn api_finish_key_registration(
-        &self,
-        caller: &super::ApiCaller,
-        subject: &str,
-        ceremony: Uuid,
-        name: &str,
-        response: serde_json::Value,
-        meta: &RequestMeta,
-    ) -> Result<(Uuid, Option<Vec<String>>), CoreError> {
-        let owner = self.subject_owner(caller, subject, false).await?;
-        let rp = self.tenant_relying_party(caller).await?;
-        self.finish_key_registration(
-            &rp,
-            &owner,
-            None,
-            Changer::Api,
-            ceremony,
-            name,
-            response,
-            meta,
-        )
-        .await
-    }
-
-    pub async fn api_begin_assertion(
-        &self,
-        caller: &super::ApiCaller,
-        subject: &str,
-    ) -> Result<CeremonyStart, CoreError> {
-        let owner = self.subject_owner(caller, subject, false).await?;
-        let keys: Vec<SecurityKey> = self
-            .store
-            .webauthn_credentials_of(&owner.key())
-            .await?
-            .iter()
-            .filter_map(|c| serde_json::from_str(&c.passkey).ok())
-            .collect();
-        if keys.is_empty() {
-            return Err(CoreError::NotFound);
-        }
-        let (rcr, state) = self
-            .tenant_relying_party(caller)
-            .await?
-            .start_securitykey_authentication(&keys)
-            .map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
-        let options = serde_json::to_value(&rcr).map_err(json_error)?;
-        let state = serde_json::to_string(&state).map_err(json_error)?;
-        self.start_ceremony("authenticate", Some(&owner), None, state, options)
-            .await
-    }
-
-    /// `Valid` with the factor, or `Invalid` (counted against the subject's budget) for an
-    /// assertion that does not verify, a replay or an expired ceremony.
-    pub async fn api_finish_assertion(
-        &self,
-        caller: &super::ApiCaller,
-        subject: &str,
-        ceremony: Uuid,
-        response: serde_json::Value,
-        meta: &RequestMeta,
-    ) -> Result<super::VerifyResult, CoreError> {
-        let owner = self.subject_owner(caller, subject, false).await?;
-        self.check_factor_budget(&owner).await?;
-        let rp = self.tenant_relying_party(caller).await?;
-        let result = match self
-            .take(ceremony, "authenticate", Some(&owner), None)
-            .await
-        {
-            Ok(state) => {
-                self.finish_key_assertion(&rp, &owner, None, &state, response, meta)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(CodeUse::Key { factor_id, .. }) => {
-                let audit = self.audit(
-                    "second_factor_verified",
-                    None,
-                    meta,
-                    json!({ "owner": owner.key(), "factor_id": factor_id, "type": "webauthn" }),
-                );
-                self.store.record_audit(&audit).await?;
-                Ok(super::VerifyResult::Valid {
-                    factor_id: Some(factor_id),
-                    kind: "webauthn",
-                    backup_codes_left: None,
-                })
-            }
-            Ok(_) => Err(CoreError::Internal("unexpected code use".into())),
-            Err(CoreError::KeyRejected(_)) => {
-                self.record_factor_failure(&owner, None, "webauthn", meta)
-                    .await?;
-                Ok(super::VerifyResult::Invalid)
             }
             Err(e) => Err(e),
         }
