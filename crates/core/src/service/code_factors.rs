@@ -6,7 +6,7 @@ use super::enrollment::{Changer, clean_label};
 use crate::email::Email;
 use crate::error::CoreError;
 use crate::factor::otp_code::{self, SendQuotas};
-use crate::factor::{backup_codes, totp};
+use crate::factor::totp;
 use crate::model::*;
 use crate::ports::{Channel, Message};
 use crate::token::TokenPurpose;
@@ -420,16 +420,7 @@ impl Core {
                 .await?;
             return Err(CoreError::WrongCode);
         }
-        let codes = if first {
-            backup_codes::generate(self.random.as_ref())
-        } else {
-            Vec::new()
-        };
-        let hashes: Vec<Vec<u8>> = codes
-            .iter()
-            .filter_map(|c| backup_codes::normalize(c))
-            .map(|n| self.backup_code_hash(&n))
-            .collect();
+        let (codes, hashes) = self.backup_codes_for(first);
         let what = match factor.kind.as_str() {
             "sms" => format!(
                 "Text-message codes to {} were turned on for your account.",

@@ -79,6 +79,20 @@ pub(super) fn clean_label(label: &str, default: &str) -> Result<String, CoreErro
 }
 
 impl Core {
+    /// A new set of backup codes (when `wanted`) and their keyed hashes, to store.
+    pub(super) fn backup_codes_for(&self, wanted: bool) -> (Vec<String>, Vec<Vec<u8>>) {
+        if !wanted {
+            return (Vec::new(), Vec::new());
+        }
+        let codes = backup_codes::generate(self.random.as_ref());
+        let hashes = codes
+            .iter()
+            .filter_map(|c| backup_codes::normalize(c))
+            .map(|n| self.backup_code_hash(&n))
+            .collect();
+        (codes, hashes)
+    }
+
     pub(super) fn effects(
         &self,
         changer: Changer<'_>,
@@ -269,16 +283,7 @@ impl Core {
                 .await?;
             return Err(CoreError::WrongCode);
         };
-        let codes = if first {
-            backup_codes::generate(self.random.as_ref())
-        } else {
-            Vec::new()
-        };
-        let hashes: Vec<Vec<u8>> = codes
-            .iter()
-            .filter_map(|c| backup_codes::normalize(c))
-            .map(|n| self.backup_code_hash(&n))
-            .collect();
+        let (codes, hashes) = self.backup_codes_for(first);
         let effects = self.effects(
             changer,
             "factor_added",
@@ -363,12 +368,7 @@ impl Core {
                 "Add a second factor before creating backup codes.",
             ));
         }
-        let codes = backup_codes::generate(self.random.as_ref());
-        let hashes: Vec<Vec<u8>> = codes
-            .iter()
-            .filter_map(|c| backup_codes::normalize(c))
-            .map(|n| self.backup_code_hash(&n))
-            .collect();
+        let (codes, hashes) = self.backup_codes_for(true);
         let effects = self.effects(
             changer,
             "backup_codes_regenerated",

@@ -5,7 +5,7 @@
 use super::enrollment::{Changer, clean_label};
 use super::{CodeUse, Core, SessionContext};
 use crate::error::CoreError;
-use crate::factor::{backup_codes, totp};
+use crate::factor::totp;
 use crate::mail;
 use crate::model::*;
 use secrecy::SecretString;
@@ -341,16 +341,7 @@ impl Core {
             aaguid: aaguid.filter(|a| !a.is_nil()),
             suspicious_at: None,
         };
-        let codes = if first {
-            backup_codes::generate(self.random.as_ref())
-        } else {
-            Vec::new()
-        };
-        let hashes: Vec<Vec<u8>> = codes
-            .iter()
-            .filter_map(|c| backup_codes::normalize(c))
-            .map(|n| self.backup_code_hash(&n))
-            .collect();
+        let (codes, hashes) = self.backup_codes_for(first);
         let what = if discoverable {
             format!("A passkey (\"{label}\") was added to your account.")
         } else {
