@@ -227,6 +227,13 @@ pub trait ChallengeStore: Send + Sync {
         max_attempts: u32,
         audit: Option<&AuditEvent>,
     ) -> StoreResult<bool>;
+    /// Where the sign-in behind an open emailed link comes from: the waiting session's IP
+    /// address and user agent, and when the code was sent.
+    async fn link_request(
+        &self,
+        link_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(Option<String>, Option<String>, OffsetDateTime)>>;
     /// Marks the challenge behind an emailed link approved; returns it when it was open.
     async fn approve_code_link(
         &self,

@@ -228,6 +228,32 @@ impl ChallengeStore for SqlStore {
         Ok(true)
     }
 
+    async fn link_request(
+        &self,
+        link_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(Option<String>, Option<String>, OffsetDateTime)>> {
+        let row = sqlx::query(
+            "SELECT s.ip, s.user_agent, c.created_at
+             FROM code_challenges c JOIN sessions s ON s.id = c.session_id
+             WHERE c.link_hash = $1 AND c.used_at IS NULL AND c.voided_at IS NULL
+               AND c.expires_at > $2 AND c.approved_at IS NULL",
+        )
+        .bind(link_hash.to_vec())
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(|r| {
+            Ok((
+                get(&r, "ip")?,
+                get(&r, "user_agent")?,
+                from_ms(get(&r, "created_at")?)?,
+            ))
+        })
+        .transpose()
+    }
+
     async fn approve_code_link(
         &self,
         link_hash: &[u8],

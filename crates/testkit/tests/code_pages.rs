@@ -192,6 +192,11 @@ async fn email_codes_in_the_pages(db: TestDb) {
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("Approve sign-in"));
+    // It shows where the waiting sign-in comes from, so a stranger's is not approved blindly.
+    assert!(
+        html.contains("IP address: <strong>127.0.0.1</strong>"),
+        "{html}"
+    );
     let status: Value = b2
         .get(app.at("/login/second-factor/status"))
         .send()
@@ -230,6 +235,11 @@ async fn email_codes_in_the_pages(db: TestDb) {
     )
     .await;
     assert_eq!(r.status(), 400);
+    assert_eq!(
+        other.get(&link).send().await.unwrap().status(),
+        400,
+        "a used link shows as invalid"
+    );
     let status: Value = b2
         .get(app.at("/login/second-factor/status"))
         .send()

@@ -489,6 +489,20 @@ impl Core {
         Ok(None)
     }
 
+    /// Who is waiting behind an emailed link (IP address, user agent, when), to show before
+    /// the owner approves: approving a stranger's sign-in is how such links get abused.
+    pub async fn sign_in_link_request(
+        &self,
+        token: &str,
+    ) -> Result<(Option<String>, Option<String>, OffsetDateTime), CoreError> {
+        let bytes = crate::token::decode_token(token).ok_or(CoreError::InvalidToken)?;
+        let hash = self.hash_token(TokenPurpose::SignInLink, &bytes);
+        self.store
+            .link_request(&hash, self.clock.now())
+            .await?
+            .ok_or(CoreError::InvalidToken)
+    }
+
     /// Approves the sign-in waiting behind an emailed link. Returns the partial session it
     /// belongs to: only that session (that browser) is signed in by it.
     pub async fn approve_sign_in_link(

@@ -205,13 +205,23 @@ pub async fn email_link_page(
     jar: CookieJar,
     Query(q): Query<LinkQuery>,
 ) -> Response {
+    let (ip, user_agent, at) = match state.core().sign_in_link_request(&q.token).await {
+        Ok(v) => v,
+        Err(e) => return super::error_page(&state, e),
+    };
     render(
         &state,
         jar,
         None,
         StatusCode::OK,
         "email_link.html",
-        context! { title => "Approve sign-in", token => q.token },
+        context! {
+            title => "Approve sign-in",
+            token => q.token,
+            browser => super::describe_browser(user_agent.as_deref()),
+            ip => ip.unwrap_or_else(|| "an unknown address".into()),
+            at => super::when(at),
+        },
     )
 }
 
