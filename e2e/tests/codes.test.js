@@ -78,8 +78,16 @@ for (const backend of backends()) {
       await page.getByRole('button', { name: 'Text a code to +1 ••• ••• 8318' }).click();
       await page.getByText('We sent a text message with a code to').waitFor();
       await page.getByLabel('Authentication code').fill(await gateway.waitForCode('+14155558318', 1));
+      await page.getByLabel('Remember this browser for 30 days').first().check();
       await page.getByRole('button', { name: 'Verify' }).click();
       await page.waitForURL(/\/account$/);
+
+      // Remembered: the password alone signs this browser in now; the list shows it.
+      await signOut(page);
+      await flows.signIn(server, page, email);
+      await page.waitForURL(/\/account$/);
+      await page.getByRole('link', { name: 'Security settings' }).first().click();
+      await page.getByRole('heading', { name: 'Remembered browsers' }).waitFor();
     });
 
     it('approves a sign-in from the emailed link in another browser; only the waiting window signs in', async () => {

@@ -351,6 +351,20 @@ pub struct WebauthnCeremony {
     pub expires_at: OffsetDateTime,
 }
 
+/// A browser remembered at the second step ("remember this browser"): it skips the second
+/// factor for its account until `expires_at`, while the account's security stamp is unchanged.
+#[derive(Debug, Clone)]
+pub struct TrustedBrowser {
+    pub id: Uuid,
+    pub account_id: AccountId,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub security_stamp: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
 /// Where an outbox message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {

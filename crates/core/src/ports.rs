@@ -304,6 +304,31 @@ pub trait WebauthnStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait TrustedBrowserStore: Send + Sync {
+    async fn add_trusted_browser(
+        &self,
+        browser: &TrustedBrowser,
+        token_hash: &[u8],
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// The account's browser with this token, whatever its state; the core decides validity.
+    async fn trusted_browser(
+        &self,
+        account: AccountId,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<TrustedBrowser>>;
+    async fn touch_trusted_browser(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<()>;
+    async fn trusted_browsers_of(&self, account: AccountId) -> StoreResult<Vec<TrustedBrowser>>;
+    /// Forgets one browser (`Some(id)`) or all of them; returns how many went.
+    async fn forget_trusted_browsers(
+        &self,
+        account: AccountId,
+        id: Option<Uuid>,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<u64>;
+}
+
+#[async_trait]
 pub trait ApiStore: Send + Sync {
     /// The tenant's id, creating it if needed.
     async fn ensure_tenant(
@@ -422,6 +447,7 @@ pub trait Store:
     + KeyStore
     + ChallengeStore
     + WebauthnStore
+    + TrustedBrowserStore
 {
 }
 
@@ -438,6 +464,7 @@ impl<T> Store for T where
         + KeyStore
         + ChallengeStore
         + WebauthnStore
+        + TrustedBrowserStore
 {
 }
 

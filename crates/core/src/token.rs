@@ -13,6 +13,7 @@ pub enum TokenPurpose {
     PasswordReset,
     Csrf,
     SignInLink,
+    TrustedBrowser,
 }
 
 impl TokenPurpose {
@@ -23,6 +24,7 @@ impl TokenPurpose {
             Self::PasswordReset => "password_reset",
             Self::Csrf => "csrf",
             Self::SignInLink => "sign_in_link",
+            Self::TrustedBrowser => "trusted_browser",
         }
     }
 }

@@ -16,6 +16,7 @@ mod factors;
 mod outbox;
 mod sessions;
 mod tokens;
+mod trusted_browsers;
 mod webauthn;
 
 pub use backend::{Backend, ConnectOptions};

@@ -197,6 +197,9 @@ pub struct SessionSettings {
     /// How recent a second factor must be for sensitive changes (adding or removing factors,
     /// new backup codes).
     pub step_up_seconds: u32,
+    /// How long "remember this browser" lasts, from the moment it is ticked (signing in again
+    /// does not extend it). 0 removes the option.
+    pub trusted_browser_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -256,6 +259,7 @@ impl Default for SessionSettings {
             idle_timeout_minutes: 24 * 60,
             lifetime_hours: 14 * 24,
             step_up_seconds: 300,
+            trusted_browser_days: 30,
         }
     }
 }
@@ -363,6 +367,9 @@ impl Settings {
         }
         if self.second_factor.totp_window > 3 {
             bail!("second_factor.totp_window must be 0 to 3 steps");
+        }
+        if self.session.trusted_browser_days > 365 {
+            bail!("session.trusted_browser_days must be 0 (off) to 365");
         }
         if !(1..=3600).contains(&self.session.step_up_seconds) {
             bail!("session.step_up_seconds must be 1 to 3600");

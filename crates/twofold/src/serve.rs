@@ -49,6 +49,8 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         )),
         session_lifetime: time::Duration::hours(i64::from(settings.session.lifetime_hours)),
         step_up_window: time::Duration::seconds(i64::from(settings.session.step_up_seconds)),
+        trusted_browser_ttl: (settings.session.trusted_browser_days > 0)
+            .then(|| time::Duration::days(i64::from(settings.session.trusted_browser_days))),
         totp_window: settings.second_factor.totp_window,
         codes: settings.second_factor.code_settings(),
         send_quotas: settings.second_factor.send_quotas(),

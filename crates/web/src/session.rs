@@ -18,6 +18,8 @@ pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
         (false, "session") => "twofold_session",
         (true, "passkey") => "__Host-twofold_passkey",
         (false, "passkey") => "twofold_passkey",
+        (true, "trusted") => "__Host-twofold_trusted",
+        (false, "trusted") => "twofold_trusted",
         (true, _) => "__Host-twofold_csrf",
         (false, _) => "twofold_csrf",
     }
@@ -49,6 +51,38 @@ pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
     let mut c = build_cookie(state, "session", String::new(), Some(Duration::ZERO));
     c.make_removal();
     c
+}
+
+/// The "remember this browser" token, if this browser has one.
+pub fn trusted_browser_token(jar: &CookieJar, state: &AppState) -> Option<String> {
+    jar.get(cookie_name(state, "trusted"))
+        .map(|c| c.value().to_owned())
+}
+
+/// Remembers this browser after a good second factor, when the user asked for it.
+pub async fn remember_browser(
+    state: &AppState,
+    jar: CookieJar,
+    remember: bool,
+    session: &twofold_core::model::Session,
+    meta: &twofold_core::model::RequestMeta,
+) -> Result<CookieJar, twofold_core::CoreError> {
+    if !remember {
+        return Ok(jar);
+    }
+    let core = state.core();
+    Ok(match core.remember_browser(session, meta).await? {
+        Some(token) => {
+            let ttl = core.settings().trusted_browser_ttl.unwrap_or_default();
+            jar.add(build_cookie(
+                state,
+                "trusted",
+                secrecy::ExposeSecret::expose_secret(&token).to_owned(),
+                Some(ttl),
+            ))
+        }
+        None => jar,
+    })
 }
 
 pub fn session_token(jar: &CookieJar, state: &AppState) -> Option<String> {

@@ -26,10 +26,12 @@ pub enum LoginOutcome {
 impl Core {
     /// The password step. Unknown account, wrong password and a blocked budget all answer
     /// without revealing whether the account exists, and in the same time.
+    /// `trusted_browser` is the browser's "remember this browser" token, if it has one.
     pub async fn log_in(
         &self,
         email: &str,
         password: &SecretString,
+        trusted_browser: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, CoreError> {
         // Under a flood, refuse before touching the database.
@@ -103,6 +105,17 @@ impl Core {
             return Err(CoreError::EmailNotVerified);
         }
         let methods = self.second_factor_methods(&account).await?;
+        if !methods.is_empty() && self.is_trusted_browser(&account, trusted_browser).await? {
+            // A remembered browser skips the second factor; the session says only `pwd`, so
+            // sensitive changes still ask for a fresh second factor.
+            let (token, session) = self
+                .start_session(&account, SessionKind::Full, vec!["pwd".into()], meta)
+                .await?;
+            return Ok(LoginOutcome::SignedIn {
+                token,
+                session: Box::new(session),
+            });
+        }
         if !methods.is_empty() {
             let (token, _) = self
                 .start_session(&account, SessionKind::Partial, vec!["pwd".into()], meta)

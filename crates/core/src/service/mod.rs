@@ -15,6 +15,7 @@ mod recovery;
 mod second_step;
 mod sessions;
 mod signup;
+mod trusted_browsers;
 mod verification_api;
 mod webauthn;
 mod webauthn_api;
@@ -75,6 +76,8 @@ pub struct CoreSettings {
     pub relying_party: crate::factor::webauthn::RelyingParty,
     /// How long a WebAuthn ceremony may take.
     pub webauthn_ceremony_ttl: Duration,
+    /// How long "remember this browser" lasts (fixed); `None` turns the option off.
+    pub trusted_browser_ttl: Option<Duration>,
 }
 
 impl Default for CoreSettings {
@@ -98,6 +101,7 @@ impl Default for CoreSettings {
             send_quotas: Default::default(),
             relying_party: Default::default(),
             webauthn_ceremony_ttl: Duration::minutes(5),
+            trusted_browser_ttl: Some(Duration::days(30)),
         }
     }
 }

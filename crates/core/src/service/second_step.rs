@@ -131,6 +131,7 @@ impl Core {
             json!({ "remaining": remaining }),
         );
         self.store.enqueue(&item, Some(&audit)).await?;
+        self.forget_all_trusted_browsers(account.id).await?;
         self.outbox_wakeup.notify_one();
         Ok(())
     }

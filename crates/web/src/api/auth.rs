@@ -70,7 +70,12 @@ pub async fn log_in(
 ) -> Result<Response, ApiError> {
     match state
         .core()
-        .log_in(&body.email, &body.password, &meta)
+        .log_in(
+            &body.email,
+            &body.password,
+            crate::session::trusted_browser_token(&jar, &state).as_deref(),
+            &meta,
+        )
         .await?
     {
         LoginOutcome::SignedIn { token, session } => {
@@ -96,6 +101,9 @@ pub async fn log_in(
 pub struct SecondFactor {
     code: Option<String>,
     backup_code: Option<String>,
+    /// Remember this browser: later logins here skip the second factor.
+    #[serde(default)]
+    remember: bool,
 }
 
 /// The second step: a code from an authenticator, or a backup code.
@@ -117,6 +125,8 @@ pub async fn second_factor(
     {
         Ok((token, session, remaining)) => {
             let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+            let jar = crate::session::remember_browser(&state, jar, body.remember, &session, &meta)
+                .await?;
             let mut body = json!({ "status": "signed_in", "session_id": session.id });
             if let Some(n) = remaining {
                 body["backup_codes_left"] = json!(n);

@@ -118,6 +118,20 @@ async fn security(
             .collect(),
         Err(e) => return error_page(state, e),
     };
+    let trusted: Vec<Value> = match state.core().account_trusted_browsers(ctx).await {
+        Ok(list) => list
+            .iter()
+            .map(|b| {
+                context! {
+                    id => b.id.to_string(),
+                    browser => describe_browser(b.user_agent.as_deref()),
+                    ip => b.ip.clone(),
+                    until => when(b.expires_at),
+                }
+            })
+            .collect(),
+        Err(e) => return error_page(state, e),
+    };
     let backup_codes_left = match state.core().account_backup_codes_left(ctx).await {
         Ok(n) => n,
         Err(e) => return error_page(state, e),
@@ -128,7 +142,7 @@ async fn security(
         Some(ctx),
         status,
         "security.html",
-        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left },
+        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left, trusted },
     )
 }
 
@@ -273,5 +287,41 @@ fn event_label(event: &str) -> String {
         "step_up" => "Confirmed with a second factor".into(),
         "two_factor_reset_by_operator" => "Two-factor authentication reset by an operator".into(),
         other => other.replace('_', " "),
+    }
+}
+
+pub async fn forget_trusted_browser(
+    State(state): State<AppState>,
+    PageSession(ctx): PageSession,
+    Client(meta): Client,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error_page(&state, twofold_core::CoreError::NotFound);
+    };
+    match state
+        .core()
+        .forget_trusted_browsers(&ctx, Some(id), &meta)
+        .await
+    {
+        Ok(()) => Redirect::to("/account/security").into_response(),
+        Err(e) => error_page(&state, e),
+    }
+}
+
+pub async fn forget_all_trusted_browsers(
+    State(state): State<AppState>,
+    PageSession(ctx): PageSession,
+    Client(meta): Client,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Response {
+    match state
+        .core()
+        .forget_trusted_browsers(&ctx, None, &meta)
+        .await
+    {
+        Ok(()) => Redirect::to("/account/security").into_response(),
+        Err(e) => error_page(&state, e),
     }
 }

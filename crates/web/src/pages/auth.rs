@@ -170,7 +170,12 @@ pub async fn login(
     CsrfForm(form): CsrfForm<Credentials>,
 ) -> Response {
     let password = SecretString::from(form.password);
-    match state.core().log_in(&form.email, &password, &meta).await {
+    let trusted = crate::session::trusted_browser_token(&jar, &state);
+    match state
+        .core()
+        .log_in(&form.email, &password, trusted.as_deref(), &meta)
+        .await
+    {
         Ok(LoginOutcome::SignedIn { token, .. }) => {
             let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
             (jar, Redirect::to("/account")).into_response()

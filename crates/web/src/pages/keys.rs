@@ -64,6 +64,8 @@ pub struct Finish {
     name: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    remember: Option<String>,
 }
 
 fn parse(form: &Finish) -> Result<(Uuid, serde_json::Value), CoreError> {
@@ -144,9 +146,20 @@ pub async fn second_step_finish(
         Err(e) => Err(e),
     };
     match result {
-        Ok((token, _, _)) => {
+        Ok((token, session, _)) => {
             let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            (jar, Redirect::to("/account")).into_response()
+            match crate::session::remember_browser(
+                &state,
+                jar,
+                form.remember.is_some(),
+                &session,
+                &meta,
+            )
+            .await
+            {
+                Ok(jar) => (jar, Redirect::to("/account")).into_response(),
+                Err(e) => failed(&state, &e, "/login/second-factor"),
+            }
         }
         Err(CoreError::Unauthenticated) => Redirect::to("/login").into_response(),
         Err(e) => failed(&state, &e, "/login/second-factor"),

@@ -98,6 +98,14 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/static/twofold.js", get(script_js))
         .route("/account", get(account::account_page))
+        .route(
+            "/account/trusted-browsers/{id}/forget",
+            post(account::forget_trusted_browser),
+        )
+        .route(
+            "/account/trusted-browsers/forget",
+            post(account::forget_all_trusted_browsers),
+        )
         .route("/account/security", get(account::security_page))
         .route(
             "/account/sessions/{id}/revoke",

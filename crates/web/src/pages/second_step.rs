@@ -27,6 +27,8 @@ pub struct CodeForm {
     #[serde(default)]
     code: String,
     #[serde(default)]
+    remember: Option<String>,
+    #[serde(default)]
     method: String,
     #[serde(default)]
     next: String,
@@ -78,6 +80,7 @@ async fn render_second_step(
             error,
             has_totp => methods.iter().any(|m| m == "totp"),
             has_webauthn => methods.iter().any(|m| m == "webauthn"),
+            remember_days => core.settings().trusted_browser_ttl.map(|d| d.whole_days()),
             has_backup => methods.iter().any(|m| m == "backup_code"),
             senders,
             sent,
@@ -269,8 +272,20 @@ pub async fn submit(
         .complete_second_factor(&token, &form.code, &meta)
         .await
     {
-        Ok((token, _, remaining)) => {
+        Ok((token, session, remaining)) => {
             let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+            let jar = match crate::session::remember_browser(
+                &state,
+                jar,
+                form.remember.is_some(),
+                &session,
+                &meta,
+            )
+            .await
+            {
+                Ok(jar) => jar,
+                Err(e) => return super::error_page(&state, e),
+            };
             let to = match remaining {
                 Some(n) if n <= 3 => "/account/security?backup_codes_low=1".to_owned(),
                 Some(n) => format!("/account?backup_codes_left={n}"),
