@@ -241,6 +241,21 @@ async fn cooldown_replacement_and_idempotency(db: TestDb) {
     }
     assert_eq!(verify(&app, &k, "u2", &new_code).await["valid"], true);
 
+    // The same key for another factor is refused, and sends nothing.
+    let other = email_factor(&app, &k, "u2", "bo-other@example.com").await;
+    let r = api(&app, &k, reqwest::Method::POST, "/u2/challenges")
+        .header("Idempotency-Key", "retry-1")
+        .json(&json!({ "factor_id": other }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        app.smtp.count_to("bo-other@example.com"),
+        1,
+        "only its confirmation code"
+    );
+
     // Housekeeping forgets challenges a day after they expired, and old quota counters.
     let path = format!("/u2/challenges/{}", first["challenge_id"].as_str().unwrap());
     let r = api(&app, &k, reqwest::Method::GET, &path)

@@ -266,6 +266,12 @@ impl Core {
                     hint: factor.hint.clone().unwrap_or_default(),
                 })
             }
+            // The same key for another factor is a client bug, not a retry: say so rather than
+            // answer with a challenge the caller did not ask for.
+            ChallengeStart::Existing(c) if c.factor_id != factor_id => Err(CoreError::invalid(
+                "Idempotency-Key",
+                "This Idempotency-Key was already used for another factor.",
+            )),
             ChallengeStart::Existing(c) => Ok(SentCode {
                 challenge_id: c.id,
                 factor_id: c.factor_id,
