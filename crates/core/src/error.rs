@@ -39,6 +39,13 @@ pub enum CoreError {
     /// bad signature, a key registered already, a counter that went backwards).
     #[error("{0}")]
     KeyRejected(&'static str),
+    /// The operator's policy does not allow this (a forbidden method, removing the last
+    /// factor of an account that must have one).
+    #[error("{0}")]
+    PolicyForbids(&'static str),
+    /// A sensitive action needs two-step verification, which the account has not set up.
+    #[error("Set up two-step verification first.")]
+    TwoFactorSetupRequired,
     #[error("Not found.")]
     NotFound,
     #[error("The server is busy. Try again in {retry_after_secs} seconds.")]

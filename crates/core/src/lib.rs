@@ -12,6 +12,7 @@ pub mod mail;
 pub mod model;
 pub mod password;
 pub mod phone;
+pub mod policy;
 pub mod ports;
 pub mod random;
 pub mod service;

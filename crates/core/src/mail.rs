@@ -166,3 +166,24 @@ pub fn code_email(
         ),
     }
 }
+
+/// `days` before the policy's deadline, to an owner who has not set up 2FA yet.
+pub fn two_factor_reminder(b: &Branding<'_>, to: &str, days: i64, deadline: &str) -> Mail {
+    let when = if days == 1 {
+        "tomorrow".to_owned()
+    } else {
+        format!("in {days} days")
+    };
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Two-step verification will be required {when}"),
+        text: format!(
+            "Hello,\n\nFrom {deadline}, signing in to your {product} account ({to}) will need a \
+             second step: a code from an authenticator app, a security key or passkey, or a code \
+             sent to you.\n\nSet it up now, in two minutes: {url}/account/security\n\n\
+             If you have not set it up by then, we will ask you to do it at your next sign-in.\n",
+            product = b.product,
+            url = b.public_url
+        ),
+    }
+}

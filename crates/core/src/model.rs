@@ -16,6 +16,10 @@ pub struct Account {
     pub email_verified_at: Option<OffsetDateTime>,
     pub security_stamp: String,
     pub created_at: OffsetDateTime,
+    /// Created while the policy covered new accounts: 2FA is required from the first sign-in.
+    pub two_factor_required: bool,
+    /// Whether a sign-in from a network not seen before needs an emailed code.
+    pub ip_verification: bool,
 }
 
 /// Password hashes stay out of debug output (and so out of any log line).
@@ -51,13 +55,18 @@ pub struct NewAccount {
     pub email_verified_at: Option<OffsetDateTime>,
     pub security_stamp: String,
     pub created_at: OffsetDateTime,
+    pub two_factor_required: bool,
 }
 
 /// Whether a session is signed in, or has only passed the password and waits for a second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
     Full,
+    /// Password done, a second factor pending: reaches only the second step.
     Partial,
+    /// Password done, but the policy requires 2FA the account lacks: reaches only the pages
+    /// that add a factor.
+    Enrollment,
 }
 
 impl SessionKind {
@@ -65,14 +74,16 @@ impl SessionKind {
         match self {
             Self::Full => "full",
             Self::Partial => "partial",
+            Self::Enrollment => "enrollment",
         }
     }
 
     pub fn parse(s: &str) -> Self {
-        if s == "full" {
-            Self::Full
-        } else {
-            Self::Partial
+        // Anything unknown is the most restricted kind.
+        match s {
+            "full" => Self::Full,
+            "enrollment" => Self::Enrollment,
+            _ => Self::Partial,
         }
     }
 }
@@ -421,6 +432,8 @@ mod tests {
             email_verified_at: None,
             security_stamp: "stamp".into(),
             created_at: OffsetDateTime::UNIX_EPOCH,
+            two_factor_required: false,
+            ip_verification: true,
         };
         let printed = format!("{account:?}");
         assert!(printed.contains("a@example.com"));

@@ -329,6 +329,44 @@ pub trait TrustedBrowserStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// A setting operators change while servers run (JSON), if one was ever stored.
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(
+        &self,
+        key: &str,
+        value: &str,
+        now: OffsetDateTime,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Verified accounts created before the requirement, with no active factor and no
+    /// reminder yet for this deadline and stage; at most `limit`.
+    async fn reminder_candidates(
+        &self,
+        deadline: OffsetDateTime,
+        days_before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Account>>;
+    /// Records the reminder and queues its mail in one transaction; `false` (and nothing
+    /// queued) when another node sent it first.
+    async fn record_reminder(
+        &self,
+        account: AccountId,
+        deadline: OffsetDateTime,
+        days_before: i64,
+        now: OffsetDateTime,
+        mail: &NewOutboxItem,
+    ) -> StoreResult<bool>;
+    /// Sets the per-account switch of the new-network check.
+    async fn set_ip_verification(
+        &self,
+        account: AccountId,
+        on: bool,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
 pub trait ApiStore: Send + Sync {
     /// The tenant's id, creating it if needed.
     async fn ensure_tenant(
@@ -448,6 +486,7 @@ pub trait Store:
     + ChallengeStore
     + WebauthnStore
     + TrustedBrowserStore
+    + PolicyStore
 {
 }
 
@@ -465,6 +504,7 @@ impl<T> Store for T where
         + ChallengeStore
         + WebauthnStore
         + TrustedBrowserStore
+        + PolicyStore
 {
 }
 

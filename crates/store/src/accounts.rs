@@ -12,7 +12,7 @@ use twofold_core::ports::{AccountStore, StoreResult};
 /// The account columns, as a macro so queries stay `&'static str` (sqlx refuses dynamic SQL).
 macro_rules! account_columns {
     () => {
-        "id, email, password_hash, email_verified_at, security_stamp, created_at"
+        "id, email, password_hash, email_verified_at, security_stamp, created_at, two_factor_required, ip_verification"
     };
 }
 
@@ -24,6 +24,8 @@ pub(crate) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
         email_verified_at: opt_from_ms(get(row, "email_verified_at")?)?,
         security_stamp: get(row, "security_stamp")?,
         created_at: from_ms(get(row, "created_at")?)?,
+        two_factor_required: get::<i64>(row, "two_factor_required")? != 0,
+        ip_verification: get::<i64>(row, "ip_verification")? != 0,
     })
 }
 
@@ -38,8 +40,9 @@ impl AccountStore for SqlStore {
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query(
-            "INSERT INTO accounts (id, email, password_hash, email_verified_at, security_stamp, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO accounts (id, email, password_hash, email_verified_at, security_stamp,
+                                   created_at, two_factor_required)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(account.id.to_string())
         .bind(&account.email)
@@ -47,6 +50,7 @@ impl AccountStore for SqlStore {
         .bind(account.email_verified_at.map(ms))
         .bind(&account.security_stamp)
         .bind(ms(account.created_at))
+        .bind(i64::from(account.two_factor_required))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

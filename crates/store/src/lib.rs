@@ -14,6 +14,7 @@ mod codec;
 mod effects;
 mod factors;
 mod outbox;
+mod policy;
 mod sessions;
 mod tokens;
 mod trusted_browsers;

@@ -65,9 +65,10 @@ async fn insert_session(tx: &mut Transaction<'_, Any>, new: &NewSession) -> Stor
     Ok(())
 }
 
-/// Removes a partial session; `false` if it was already gone (used, voided or expired away).
+/// Removes a session that is not signed in yet (second step, forced enrollment); `false` if it
+/// was already gone (used, voided or expired away).
 async fn delete_partial(tx: &mut Transaction<'_, Any>, id: SessionId) -> StoreResult<bool> {
-    let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind = 'partial'")
+    let gone = sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind <> 'full'")
         .bind(id.to_string())
         .execute(&mut **tx)
         .await
@@ -89,7 +90,8 @@ impl SessionStore for SqlStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             session_columns!(),
-            ", a.id, a.email, a.password_hash, a.email_verified_at, a.security_stamp, a.created_at
+            ", a.id, a.email, a.password_hash, a.email_verified_at, a.security_stamp, a.created_at,
+              a.two_factor_required, a.ip_verification
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1"
         ))

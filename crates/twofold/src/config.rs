@@ -41,6 +41,9 @@ pub struct Settings {
     pub session: SessionSettings,
     pub password_hashing: HashingSettings,
     pub second_factor: SecondFactorSettings,
+    /// Who must use two-step verification. `twofold policy set` stores a policy in the
+    /// database, which then wins over this section (and applies without a restart).
+    pub policy: twofold_core::policy::Policy,
     pub branding: Branding,
 }
 
@@ -230,6 +233,7 @@ impl Default for Settings {
             session: SessionSettings::default(),
             password_hashing: HashingSettings::default(),
             second_factor: SecondFactorSettings::default(),
+            policy: Default::default(),
             branding: Branding::default(),
         }
     }
@@ -306,6 +310,7 @@ impl Settings {
                 .with_list_parse_key("webauthn.origins")
                 .with_list_parse_key("webauthn.allowed_aaguids")
                 .with_list_parse_key("second_factor.send_limits.sms_countries")
+                .with_list_parse_key("policy.allowed_methods")
                 .try_parsing(true)
                 .source(Some(env.into_iter().collect())),
         );
@@ -376,6 +381,9 @@ impl Settings {
         }
         if self.session.idle_timeout_minutes == 0 || self.session.lifetime_hours == 0 {
             bail!("session timeouts must be positive");
+        }
+        if let Err(m) = self.policy.validate() {
+            bail!("policy: {m}");
         }
         Ok(())
     }

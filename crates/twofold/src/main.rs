@@ -4,6 +4,7 @@ mod config;
 mod data_dir;
 mod healthcheck;
 mod operator;
+mod policy;
 mod serve;
 mod telemetry;
 mod users;
@@ -69,6 +70,11 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         command: operator::TenantCommand,
+    },
+    /// The mandatory two-step verification policy.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
     /// Manage the data-encryption keys.
     Keys {
@@ -146,6 +152,9 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Tenant { command } => operator::tenant(&settings, command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Policy { command } => policy::run(&settings, command)
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Keys { command } => operator::keys(&settings, command)

@@ -55,6 +55,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         codes: settings.second_factor.code_settings(),
         send_quotas: settings.second_factor.send_quotas(),
         relying_party: settings.webauthn.relying_party(),
+        policy: settings.policy.clone(),
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();
@@ -196,7 +197,8 @@ pub async fn run(settings: Settings) -> Result<()> {
 }
 
 /// Periodic work that any node may do: telling owners about abandoned second steps (every
-/// minute, so the mail goes out soon after the 10 minutes) and dropping expired sessions.
+/// minute, so the mail goes out soon after the 10 minutes), reminding owners of the 2FA
+/// deadline, and dropping expired sessions.
 async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
     for round in 0u64.. {
         match core.notify_abandoned_second_steps().await {
@@ -205,6 +207,13 @@ async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "abandoned second-step check failed"),
+        }
+        match core.send_policy_reminders().await {
+            Ok(n) if n > 0 => {
+                tracing::info!(accounts = n, "two-step verification reminders queued")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "policy reminders failed"),
         }
         if round % 10 == 0 {
             match core.purge_expired_sessions().await {

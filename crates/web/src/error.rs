@@ -46,6 +46,12 @@ pub fn classify(e: &CoreError) -> (StatusCode, &'static str, String) {
             e.to_string(),
         ),
         KeyRejected(_) => (StatusCode::BAD_REQUEST, "key-rejected", e.to_string()),
+        PolicyForbids(_) => (StatusCode::FORBIDDEN, "forbidden-by-policy", e.to_string()),
+        TwoFactorSetupRequired => (
+            StatusCode::FORBIDDEN,
+            "two-factor-setup-required",
+            e.to_string(),
+        ),
         NotFound => (StatusCode::NOT_FOUND, "not-found", e.to_string()),
         Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
         Unavailable(_) => (

@@ -20,6 +20,8 @@ pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
         (false, "passkey") => "twofold_passkey",
         (true, "trusted") => "__Host-twofold_trusted",
         (false, "trusted") => "twofold_trusted",
+        (true, "reauth") => "__Host-twofold_reauth",
+        (false, "reauth") => "twofold_reauth",
         (true, _) => "__Host-twofold_csrf",
         (false, _) => "twofold_csrf",
     }
@@ -90,14 +92,17 @@ pub fn session_token(jar: &CookieJar, state: &AppState) -> Option<String> {
         .map(|c| c.value().to_owned())
 }
 
-async fn resolve(
-    parts: &mut Parts,
-    state: &AppState,
-) -> Result<(SessionContext, String), CoreError> {
+/// The session behind the cookie: a full one, or a forced-enrollment one, which each extractor
+/// below must turn away except [`EnrollingSession`] (and [`PageSession`], by redirecting it
+/// to the set-up page).
+async fn resolve(parts: &mut Parts, state: &AppState) -> Result<SessionContext, CoreError> {
     let jar = CookieJar::from_headers(&parts.headers);
     let token = session_token(&jar, state).ok_or(CoreError::Unauthenticated)?;
-    let ctx = state.core().authenticate(&token).await?;
-    Ok((ctx, token))
+    state.core().authenticate_enrolling(&token).await
+}
+
+fn is_full(ctx: &SessionContext) -> bool {
+    ctx.session.kind == twofold_core::model::SessionKind::Full
 }
 
 /// A signed-in page visitor; anyone else is sent to the login page.
@@ -111,7 +116,28 @@ impl FromRequestParts<AppState> for PageSession {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match resolve(parts, state).await {
-            Ok((ctx, _)) => Ok(Self(ctx)),
+            Ok(ctx) if is_full(&ctx) => Ok(Self(ctx)),
+            // The policy wants 2FA set up before anything else.
+            Ok(_) => Err(Redirect::to("/login/set-up").into_response()),
+            Err(CoreError::Unauthenticated) => Err(Redirect::to("/login").into_response()),
+            Err(e) => Err(crate::pages::error_page(state, e)),
+        }
+    }
+}
+
+/// A visitor who may add a factor: signed in, or in the forced-enrollment step after the
+/// password (the policy requires 2FA the account lacks). Anyone else is sent to the login page.
+pub struct EnrollingSession(pub SessionContext);
+
+impl FromRequestParts<AppState> for EnrollingSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match resolve(parts, state).await {
+            Ok(ctx) => Ok(Self(ctx)),
             Err(CoreError::Unauthenticated) => Err(Redirect::to("/login").into_response()),
             Err(e) => Err(crate::pages::error_page(state, e)),
         }
@@ -129,8 +155,8 @@ impl FromRequestParts<AppState> for MaybeSession {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match resolve(parts, state).await {
-            Ok((ctx, _)) => Ok(Self(Some(ctx))),
-            Err(CoreError::Unauthenticated) => Ok(Self(None)),
+            Ok(ctx) if is_full(&ctx) => Ok(Self(Some(ctx))),
+            Ok(_) | Err(CoreError::Unauthenticated) => Ok(Self(None)),
             Err(e) => Err(crate::pages::error_page(state, e)),
         }
     }
@@ -146,9 +172,10 @@ impl FromRequestParts<AppState> for ApiSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        resolve(parts, state)
-            .await
-            .map(|(ctx, _)| Self(ctx))
-            .map_err(ApiError)
+        match resolve(parts, state).await {
+            Ok(ctx) if is_full(&ctx) => Ok(Self(ctx)),
+            Ok(_) => Err(ApiError(CoreError::Unauthenticated)),
+            Err(e) => Err(ApiError(e)),
+        }
     }
 }

@@ -28,6 +28,9 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "code_factor_new.html",
     "code_factor_confirm.html",
     "email_link.html",
+    "add_methods.html",
+    "enroll_required.html",
+    "remote_session.html",
 );
 
 pub struct Templates {

@@ -15,6 +15,8 @@ impl Core {
         new_password: &SecretString,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
+        // A sensitive change: with 2FA on, a second factor from the last minutes is needed.
+        self.require_step_up(ctx).await?;
         let now = self.clock.now();
         let key = format!("password_change:account:{}", ctx.account.id);
         let budget = self.settings.login_budget_account;

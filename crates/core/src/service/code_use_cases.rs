@@ -89,7 +89,7 @@ impl Core {
         destination: &str,
         meta: &RequestMeta,
     ) -> Result<SentCode, CoreError> {
-        self.require_step_up(ctx).await?;
+        self.require_may_add(ctx, channel.as_str()).await?;
         let owner = Owner::Account(ctx.account.id);
         let factor = self
             .begin_code_factor(&owner, channel, destination, "", Some(ctx.account.id), meta)

@@ -407,7 +407,7 @@ impl Core {
         ctx: &SessionContext,
         meta: &RequestMeta,
     ) -> Result<PendingTotp, CoreError> {
-        self.require_step_up(ctx).await?;
+        self.require_may_add(ctx, "totp").await?;
         self.begin_totp(
             &Owner::Account(ctx.account.id),
             "",
@@ -475,6 +475,7 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
         self.require_step_up(ctx).await?;
+        self.require_may_remove(ctx, id).await?;
         self.remove_factor_of(
             &Owner::Account(ctx.account.id),
             id,

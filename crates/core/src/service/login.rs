@@ -21,6 +21,12 @@ pub enum LoginOutcome {
         token: SecretString,
         methods: Vec<String>,
     },
+    /// The password was right, but the policy requires 2FA this account does not have yet:
+    /// `token` is a forced-enrollment session that can only add a factor, of `methods`.
+    EnrollmentRequired {
+        token: SecretString,
+        methods: Vec<&'static str>,
+    },
 }
 
 impl Core {
@@ -105,6 +111,21 @@ impl Core {
             return Err(CoreError::EmailNotVerified);
         }
         let methods = self.second_factor_methods(&account).await?;
+        if methods.is_empty() {
+            let policy = self.policy().await?;
+            if policy.requirement(account.two_factor_required, now)
+                == crate::policy::Requirement::Required
+            {
+                // No remembered browser skips this: it has no second factor to skip.
+                let (token, _) = self
+                    .start_session(&account, SessionKind::Enrollment, vec!["pwd".into()], meta)
+                    .await?;
+                return Ok(LoginOutcome::EnrollmentRequired {
+                    token,
+                    methods: policy.allowed(),
+                });
+            }
+        }
         if !methods.is_empty() && self.is_trusted_browser(&account, trusted_browser).await? {
             // A remembered browser skips the second factor; the session says only `pwd`, so
             // sensitive changes still ask for a fresh second factor.
@@ -144,6 +165,8 @@ impl Core {
         let lifetime = match kind {
             SessionKind::Full => self.settings.session_lifetime,
             SessionKind::Partial => self.settings.partial_session_ttl,
+            // Long enough to scan a QR code or wait for a text, short like the second step.
+            SessionKind::Enrollment => self.settings.partial_session_ttl * 2,
         };
         let session = Session {
             id: self.new_id(),
@@ -179,6 +202,7 @@ impl Core {
         let event = match kind {
             SessionKind::Full => "login_succeeded",
             SessionKind::Partial => "login_password_accepted",
+            SessionKind::Enrollment => "login_enrollment_required",
         };
         let audit = self.audit(
             event,

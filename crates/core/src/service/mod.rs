@@ -11,6 +11,8 @@ mod keys;
 mod login;
 mod outbox;
 mod passkey_login;
+mod permissions;
+mod policy;
 mod recovery;
 mod second_step;
 mod sessions;
@@ -26,6 +28,8 @@ pub use codes::CodeUse;
 pub use enrollment::{FactorView, PendingTotp};
 pub use login::LoginOutcome;
 pub use outbox::DeliveryReport;
+pub use permissions::{Grant, Permission};
+pub use policy::{GraceNotice, PolicySource};
 pub use sessions::SessionContext;
 pub use verification_api::{ApiCaller, VerifyResult};
 pub use webauthn::{CeremonyStart, KeyKind};
@@ -78,6 +82,8 @@ pub struct CoreSettings {
     pub webauthn_ceremony_ttl: Duration,
     /// How long "remember this browser" lasts (fixed); `None` turns the option off.
     pub trusted_browser_ttl: Option<Duration>,
+    /// The configured 2FA policy; one stored by an operator (`twofold policy set`) wins.
+    pub policy: crate::policy::Policy,
 }
 
 impl Default for CoreSettings {
@@ -102,6 +108,7 @@ impl Default for CoreSettings {
             relying_party: Default::default(),
             webauthn_ceremony_ttl: Duration::minutes(5),
             trusted_browser_ttl: Some(Duration::days(30)),
+            policy: Default::default(),
         }
     }
 }
@@ -125,6 +132,8 @@ pub struct Core {
     relying_party: std::sync::OnceLock<Result<Arc<webauthn_rs::Webauthn>, String>>,
     /// (tenant, external id) → subject id; subjects never change once created.
     subjects: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Uuid>>,
+    /// Reminder stages (deadline, days before) this node has finished sending.
+    reminders_done: std::sync::Mutex<std::collections::HashSet<(i64, i64)>>,
 }
 
 pub type KeySource = Arc<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
@@ -150,6 +159,7 @@ impl Core {
             api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             subjects: std::sync::Mutex::new(std::collections::HashMap::new()),
             relying_party: std::sync::OnceLock::new(),
+            reminders_done: Default::default(),
         }
     }
 

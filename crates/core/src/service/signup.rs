@@ -133,6 +133,7 @@ impl Core {
             email_verified_at: verified.then_some(now),
             security_stamp: self.new_stamp(),
             created_at: now,
+            two_factor_required: self.policy().await?.covers_new_accounts(),
         };
         Ok((email, account))
     }

@@ -129,7 +129,7 @@ impl Core {
         ctx: &SessionContext,
         kind: KeyKind,
     ) -> Result<CeremonyStart, CoreError> {
-        self.require_step_up(ctx).await?;
+        self.require_may_add(ctx, "webauthn").await?;
         self.begin_key_registration(
             &*self.relying_party()?,
             &Owner::Account(ctx.account.id),

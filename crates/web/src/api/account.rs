@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use twofold_core::CoreError;
+use twofold_core::service::Permission;
 use uuid::Uuid;
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -82,4 +83,22 @@ pub async fn change_password(
         .change_password(&ctx, &body.current_password, &body.new_password, &meta)
         .await?;
     Ok(Json(json!({ "status": "password_changed" })).into_response())
+}
+
+/// Whether the signed-in user may use a sensitive permission now (`remote-session`): 200
+/// with how long the grant lasts; 403 `step-up-required` (prove a second factor again at
+/// `/account/step-up`) or `two-factor-setup-required`.
+pub async fn permission(
+    State(state): State<AppState>,
+    ApiSession(ctx): ApiSession,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let permission = Permission::parse(&name).ok_or(ApiError(CoreError::NotFound))?;
+    let grant = state.core().check_permission(&ctx, permission).await?;
+    Ok(Json(json!({
+        "permission": grant.permission.as_str(),
+        "granted": true,
+        "valid_until": rfc3339(grant.valid_until),
+    }))
+    .into_response())
 }

@@ -94,6 +94,15 @@ pub async fn log_in(
             )
                 .into_response())
         }
+        // The partial cookie reaches only the pages that add a factor (/login/set-up).
+        LoginOutcome::EnrollmentRequired { token, methods } => {
+            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+            Ok((
+                jar,
+                Json(json!({ "status": "enrollment_required", "methods": methods })),
+            )
+                .into_response())
+        }
     }
 }
 

@@ -29,6 +29,10 @@ pub fn routes() -> Router<AppState> {
             post(auth::second_factor_send),
         )
         .route("/session/step-up", post(auth::step_up))
+        .route(
+            "/session/permissions/{permission}",
+            get(account::permission),
+        )
         .merge(subjects::routes())
         .merge(subject_keys::routes())
         .route("/password-reset", post(auth::request_password_reset))

@@ -32,18 +32,25 @@ pub async fn account_page(
         email => &ctx.account.email,
         created_at => when(ctx.account.created_at),
     };
+    let grace = match state.core().grace_notice(&ctx).await {
+        Ok(g) => g.map(|g| {
+            context! { deadline => super::day(g.deadline), days_left => g.days_left }
+        }),
+        Err(e) => return error_page(&state, e),
+    };
     render(
         &state,
         jar,
         Some(&ctx),
         StatusCode::OK,
         "account.html",
-        context! { title => "Your account", account, notice },
+        context! { title => "Your account", account, notice, grace },
     )
 }
 
 #[derive(Deserialize, Default)]
 pub struct SecurityQuery {
+    setup: Option<String>,
     added: Option<String>,
     removed: Option<String>,
     renamed: Option<String>,
@@ -56,7 +63,11 @@ pub async fn security_page(
     PageSession(ctx): PageSession,
     Query(q): Query<SecurityQuery>,
 ) -> Response {
-    let notice = if q.added.is_some() {
+    let notice = if q.setup.is_some() {
+        Some(
+            "Add a second factor below. When it is set up you will be signed out: sign in again with it.",
+        )
+    } else if q.added.is_some() {
         Some("The authenticator was added.")
     } else if q.removed.is_some() {
         Some("The authenticator was removed.")
@@ -71,7 +82,7 @@ pub async fn security_page(
 }
 
 /// Renders Security settings with an optional notice or error from the action just taken.
-async fn security(
+pub(super) async fn security(
     state: &AppState,
     jar: CookieJar,
     ctx: &SessionContext,
@@ -136,13 +147,17 @@ async fn security(
         Ok(n) => n,
         Err(e) => return error_page(state, e),
     };
+    let allowed = match state.core().policy().await {
+        Ok(p) => p.allowed(),
+        Err(e) => return error_page(state, e),
+    };
     render(
         state,
         jar,
         Some(ctx),
         status,
         "security.html",
-        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left, trusted },
+        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left, trusted, allowed },
     )
 }
 
@@ -235,6 +250,7 @@ pub async fn change_password(
             )
             .await
         }
+        Err(twofold_core::CoreError::StepUpRequired) => super::factors::step_up_redirect(),
         Err(e) => {
             let (status, text) = error_text(&e);
             security(&state, jar, &ctx, status, None, Some(&text)).await

@@ -184,6 +184,10 @@ pub async fn login(
             let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
             (jar, Redirect::to("/login/second-factor")).into_response()
         }
+        Ok(LoginOutcome::EnrollmentRequired { token, .. }) => {
+            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
+            (jar, Redirect::to("/login/set-up")).into_response()
+        }
         Err(e) => {
             let (status, error) = error_text(&e);
             let mut res = render(

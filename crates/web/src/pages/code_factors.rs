@@ -1,11 +1,11 @@
 //! Security settings: adding a phone number (codes by text message) or an email address (codes
 //! by email). The factor is pending until the code sent to it is typed back.
 
-use super::factors::{backup_codes_page, parse_id, step_up_redirect};
+use super::factors::{factor_added, parse_id, step_up_redirect};
 use super::{error_page, error_text, render};
 use crate::client::Client;
 use crate::csrf::CsrfForm;
-use crate::session::PageSession;
+use crate::session::EnrollingSession;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -54,7 +54,7 @@ fn new_form(
 pub async fn new_page(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Path(kind): Path<String>,
 ) -> Response {
     let Some(channel) = channel_of(&kind) else {
@@ -76,7 +76,7 @@ pub struct DestinationForm {
 pub async fn begin(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Client(meta): Client,
     Path(kind): Path<String>,
     CsrfForm(form): CsrfForm<DestinationForm>,
@@ -161,7 +161,7 @@ pub struct ResentQuery {
 pub async fn confirm_page(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Path(id): Path<String>,
     Query(q): Query<ResentQuery>,
 ) -> Response {
@@ -182,7 +182,7 @@ pub struct CodeForm {
 pub async fn confirm(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Client(meta): Client,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<CodeForm>,
@@ -196,8 +196,7 @@ pub async fn confirm(
         .account_confirm_code_factor(&ctx, id, &form.code, &meta)
         .await
     {
-        Ok(Some(codes)) => backup_codes_page(&state, jar, &ctx, codes, true),
-        Ok(None) => Redirect::to("/account/security?added=1").into_response(),
+        Ok(codes) => factor_added(&state, jar, &ctx, codes, &meta).await,
         Err(CoreError::StepUpRequired) => step_up_redirect(),
         Err(e @ (CoreError::WrongCode | CoreError::TooManyAttempts { .. })) => {
             let (status, text) = error_text(&e);
@@ -210,7 +209,7 @@ pub async fn confirm(
 pub async fn resend(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Client(meta): Client,
     Path(id): Path<String>,
     CsrfForm(_): CsrfForm<NoFields>,

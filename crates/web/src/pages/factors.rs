@@ -3,7 +3,9 @@
 use super::{error_page, error_text, render};
 use crate::client::Client;
 use crate::csrf::CsrfForm;
-use crate::session::PageSession;
+use crate::session::{
+    EnrollingSession, PageSession, build_cookie, cookie_name, removal_cookie, session_cookie,
+};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -27,7 +29,7 @@ pub(super) fn parse_id(id: &str) -> Result<Uuid, CoreError> {
 
 pub async fn begin_totp(
     State(state): State<AppState>,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Client(meta): Client,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Response {
@@ -66,7 +68,7 @@ fn enroll(
 pub async fn enroll_page(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Path(id): Path<String>,
 ) -> Response {
     let pending = match parse_id(&id) {
@@ -100,7 +102,7 @@ pub struct ConfirmForm {
 pub async fn confirm_totp(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Client(meta): Client,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<ConfirmForm>,
@@ -114,8 +116,7 @@ pub async fn confirm_totp(
         .account_confirm_totp(&ctx, id, &form.code, &form.label, &meta)
         .await
     {
-        Ok(Some(codes)) => backup_codes_page(&state, jar, &ctx, codes, true),
-        Ok(None) => Redirect::to("/account/security?added=1").into_response(),
+        Ok(codes) => factor_added(&state, jar, &ctx, codes, &meta).await,
         Err(CoreError::StepUpRequired) => step_up_redirect(),
         Err(
             e @ (CoreError::WrongCode
@@ -132,28 +133,69 @@ pub async fn confirm_totp(
     }
 }
 
-/// Shown exactly once, right after the codes are made.
-pub(super) fn backup_codes_page(
+/// After a factor was added: its backup codes (for the first factor) or Security settings. A
+/// forced-enrollment session becomes a signed-in one here, with a new cookie; a first factor
+/// set up from a permission prompt ends the session instead, so that the user signs in again
+/// with it.
+pub(super) async fn factor_added(
     state: &AppState,
     jar: CookieJar,
     ctx: &SessionContext,
+    codes: Option<Vec<String>>,
+    meta: &twofold_core::model::RequestMeta,
+) -> Response {
+    let reauth = jar.get(cookie_name(state, "reauth")).is_some();
+    if reauth && let Some(codes) = codes {
+        if let Err(e) = state.core().end_session_after_setup(ctx, meta).await {
+            return error_page(state, e);
+        }
+        let jar = jar.add(removal_cookie(state)).remove(build_cookie(
+            state,
+            "reauth",
+            String::new(),
+            None,
+        ));
+        return backup_codes_page(state, jar, None, &ctx.account.email, codes, true);
+    }
+    let jar = match state.core().complete_enrollment(ctx, meta).await {
+        Ok(Some((token, _))) => jar.add(session_cookie(
+            state,
+            secrecy::ExposeSecret::expose_secret(&token).to_owned(),
+        )),
+        Ok(None) => jar,
+        Err(e) => return error_page(state, e),
+    };
+    match codes {
+        Some(codes) => backup_codes_page(state, jar, Some(ctx), &ctx.account.email, codes, true),
+        None => (jar, Redirect::to("/account/security?added=1")).into_response(),
+    }
+}
+
+/// Shown exactly once, right after the codes are made.
+/// `user` is `None` when the session just ended (sign in again with the new factor).
+pub(super) fn backup_codes_page(
+    state: &AppState,
+    jar: CookieJar,
+    user: Option<&SessionContext>,
+    email: &str,
     codes: Vec<String>,
     first: bool,
 ) -> Response {
     let text = format!(
         "{} backup codes for {}\nEach code works once. Keep them somewhere safe.\n\n{}\n",
         state.settings().branding.product_name,
-        ctx.account.email,
+        email,
         codes.join("\n")
     );
+    let sign_in_again = user.is_none();
     let download = format!("data:text/plain;charset=utf-8,{}", urlencode(&text));
     render(
         state,
         jar,
-        Some(ctx),
+        user,
         StatusCode::OK,
         "backup_codes.html",
-        context! { title => "Your backup codes", codes, download, first },
+        context! { title => "Your backup codes", codes, download, first, sign_in_again },
     )
 }
 
@@ -198,6 +240,7 @@ pub async fn rename(
 
 pub async fn remove(
     State(state): State<AppState>,
+    jar: CookieJar,
     PageSession(ctx): PageSession,
     Client(meta): Client,
     Path(id): Path<String>,
@@ -210,6 +253,10 @@ pub async fn remove(
     match result {
         Ok(()) => Redirect::to("/account/security?removed=1").into_response(),
         Err(CoreError::StepUpRequired) => step_up_redirect(),
+        Err(e @ CoreError::PolicyForbids(_)) => {
+            let (status, text) = error_text(&e);
+            super::account::security(&state, jar, &ctx, status, None, Some(&text)).await
+        }
         Err(e) => error_page(&state, e),
     }
 }
@@ -226,7 +273,7 @@ pub async fn regenerate_backup_codes(
         .account_regenerate_backup_codes(&ctx, &meta)
         .await
     {
-        Ok(codes) => backup_codes_page(&state, jar, &ctx, codes, false),
+        Ok(codes) => backup_codes_page(&state, jar, Some(&ctx), &ctx.account.email, codes, false),
         Err(CoreError::StepUpRequired) => step_up_redirect(),
         Err(e) => error_page(&state, e),
     }

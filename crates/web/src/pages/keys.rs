@@ -2,11 +2,13 @@
 //! `begin` endpoint for options (JSON), calls `navigator.credentials`, puts the result in the
 //! form and submits it to the matching `finish` endpoint, which answers with a page.
 
-use super::factors::{backup_codes_page, step_up_redirect};
+use super::factors::{factor_added, step_up_redirect};
 use super::{error_text, message_page};
 use crate::client::Client;
 use crate::csrf::CsrfForm;
-use crate::session::{PageSession, build_cookie, cookie_name, session_cookie, session_token};
+use crate::session::{
+    EnrollingSession, PageSession, build_cookie, cookie_name, session_cookie, session_token,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -36,7 +38,7 @@ pub struct BeginRegistration {
 
 pub async fn register_begin(
     State(state): State<AppState>,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     CsrfForm(form): CsrfForm<BeginRegistration>,
 ) -> Response {
     let kind = if form.kind == "passkey" {
@@ -92,7 +94,7 @@ fn failed(state: &AppState, e: &CoreError, back: &'static str) -> Response {
 pub async fn register_finish(
     State(state): State<AppState>,
     jar: CookieJar,
-    PageSession(ctx): PageSession,
+    EnrollingSession(ctx): EnrollingSession,
     Client(meta): Client,
     CsrfForm(form): CsrfForm<Finish>,
 ) -> Response {
@@ -106,8 +108,7 @@ pub async fn register_finish(
         Err(e) => Err(e),
     };
     match result {
-        Ok(Some(codes)) => backup_codes_page(&state, jar, &ctx, codes, true),
-        Ok(None) => Redirect::to("/account/security?added=1").into_response(),
+        Ok(codes) => factor_added(&state, jar, &ctx, codes, &meta).await,
         Err(CoreError::StepUpRequired) => step_up_redirect(),
         Err(e) => failed(&state, &e, "/account/security"),
     }

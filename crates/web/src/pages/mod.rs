@@ -7,6 +7,8 @@ mod code_factors;
 mod factors;
 mod keys;
 mod password_reset;
+mod permissions;
+mod required;
 mod second_step;
 
 use crate::csrf;
@@ -32,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", get(auth::logout_page).post(auth::logout))
+        .route("/login/set-up", get(required::setup_page))
         .route(
             "/login/second-factor",
             get(second_step::page).post(second_step::submit),
@@ -107,6 +110,14 @@ pub fn routes() -> Router<AppState> {
             post(account::forget_all_trusted_browsers),
         )
         .route("/account/security", get(account::security_page))
+        .route(
+            "/account/remote-session",
+            get(permissions::remote_session_page),
+        )
+        .route(
+            "/account/remote-session/set-up",
+            get(permissions::set_up_from_prompt),
+        )
         .route(
             "/account/sessions/{id}/revoke",
             post(account::revoke_session),
@@ -207,6 +218,14 @@ pub(crate) fn error_text(e: &CoreError) -> (StatusCode, String) {
     log_if_server_error(e);
     let (status, _, detail) = classify(e);
     (status, detail)
+}
+
+/// A day as people read it: `21 January 2027`.
+pub(crate) fn day(t: time::OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
 }
 
 pub(crate) fn when(t: time::OffsetDateTime) -> String {
