@@ -18,8 +18,6 @@ pub struct Account {
     pub created_at: OffsetDateTime,
     /// Created while the policy covered new accounts: 2FA is required from the first sign-in.
     pub two_factor_required: bool,
-    /// Whether a sign-in from a network not seen before needs an emailed code.
-    pub ip_verification: bool,
 }
 
 /// Password hashes stay out of debug output (and so out of any log line).
@@ -433,7 +431,6 @@ mod tests {
             security_stamp: "stamp".into(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             two_factor_required: false,
-            ip_verification: true,
         };
         let printed = format!("{account:?}");
         assert!(printed.contains("a@example.com"));

@@ -357,13 +357,6 @@ pub trait PolicyStore: Send + Sync {
         now: OffsetDateTime,
         mail: &NewOutboxItem,
     ) -> StoreResult<bool>;
-    /// Sets the per-account switch of the new-network check.
-    async fn set_ip_verification(
-        &self,
-        account: AccountId,
-        on: bool,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -1,5 +1,4 @@
-//! Settings operators change while servers run, the policy's reminders, and the per-account
-//! switch of the new-network check.
+//! Settings operators change while servers run, and the policy's reminders.
 
 use crate::SqlStore;
 use crate::accounts::account_from_row;
@@ -51,7 +50,7 @@ impl PolicyStore for SqlStore {
     ) -> StoreResult<Vec<Account>> {
         let rows = sqlx::query(
             "SELECT a.id, a.email, a.password_hash, a.email_verified_at, a.security_stamp,
-                    a.created_at, a.two_factor_required, a.ip_verification
+                    a.created_at, a.two_factor_required
              FROM accounts a
              WHERE a.email_verified_at IS NOT NULL
                AND a.two_factor_required = 0
@@ -96,28 +95,6 @@ impl PolicyStore for SqlStore {
             return Ok(false);
         }
         insert_outbox(&mut tx, mail).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
-    }
-
-    async fn set_ip_verification(
-        &self,
-        account: AccountId,
-        on: bool,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let changed = sqlx::query("UPDATE accounts SET ip_verification = $2 WHERE id = $1")
-            .bind(account.to_string())
-            .bind(i64::from(on))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut *tx, audit).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }

@@ -25,14 +25,6 @@ pub enum UserCommand {
         #[arg(long)]
         reason: String,
     },
-    /// Change per-account settings.
-    Set {
-        email: String,
-        /// `off` stops asking this account for an emailed code when it signs in from a new
-        /// network (a new browser still needs one).
-        #[arg(long, value_parser = parse_on_off)]
-        ip_verification: Option<bool>,
-    },
     /// List accounts, oldest first.
     List {
         #[arg(long, default_value_t = 100)]
@@ -40,14 +32,6 @@ pub enum UserCommand {
         #[arg(long, default_value_t = 0)]
         offset: u32,
     },
-}
-
-fn parse_on_off(s: &str) -> Result<bool, String> {
-    match s {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err("expected on or off".into()),
-    }
 }
 
 pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
@@ -96,10 +80,6 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                     "no"
                 }
             );
-            println!(
-                "IP verification: {}",
-                if account.ip_verification { "on" } else { "off" }
-            );
             println!("recent events:");
             for e in core
                 .recent_audit(account.id, 20)
@@ -123,27 +103,6 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                 "removed {removed} factor(s) and all backup codes; every session signed out; the owner is notified"
             );
             // Let the outbox worker of a running server send the mail; nothing else to do here.
-            Ok(())
-        }
-        UserCommand::Set {
-            email,
-            ip_verification,
-        } => {
-            let Some(on) = ip_verification else {
-                bail!("nothing to change: give --ip-verification on|off");
-            };
-            let meta = RequestMeta {
-                ip: None,
-                user_agent: Some("twofold cli".into()),
-            };
-            core.set_ip_verification(&email, on, &meta)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "IP verification is {} for {}",
-                if on { "on" } else { "off" },
-                email.trim().to_lowercase()
-            );
             Ok(())
         }
         UserCommand::List { limit, offset } => {

@@ -43,30 +43,3 @@ impl Core {
         Ok(removed)
     }
 }
-
-impl Core {
-    /// Turns the new-network check on or off for one account (an operator's decision, audited).
-    pub async fn set_ip_verification(
-        &self,
-        email: &str,
-        on: bool,
-        meta: &RequestMeta,
-    ) -> Result<(), CoreError> {
-        let account = self.account_by_email(email).await?;
-        let audit = self.audit(
-            "ip_verification_changed",
-            Some(account.id),
-            meta,
-            json!({ "ip_verification": on }),
-        );
-        if self
-            .store
-            .set_ip_verification(account.id, on, &audit)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(CoreError::NotFound)
-        }
-    }
-}

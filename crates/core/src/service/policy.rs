@@ -6,7 +6,7 @@
 use super::{Core, SessionContext};
 use crate::error::CoreError;
 use crate::mail;
-use crate::model::{FactorStatus, Owner, RequestMeta, Session, SessionKind};
+use crate::model::{Owner, RequestMeta, Session, SessionKind};
 use crate::policy::{Policy, Requirement, reminder_due};
 use secrecy::SecretString;
 use serde_json::json;
@@ -69,14 +69,9 @@ impl Core {
         Ok(())
     }
 
-    /// Whether the account has a factor that counts (backup codes alone do not).
+    /// Whether the owner has an active factor (backup codes alone do not count).
     pub(super) async fn has_active_factor(&self, owner: &Owner) -> Result<bool, CoreError> {
-        Ok(self
-            .store
-            .factors_of(&owner.key())
-            .await?
-            .iter()
-            .any(|f| f.status == FactorStatus::Active))
+        Ok(!self.active_factors(owner).await?.is_empty())
     }
 
     /// The grace banner for an account without 2FA before the deadline.
@@ -134,11 +129,10 @@ impl Core {
             return Ok(());
         }
         let others = self
-            .store
-            .factors_of(&Owner::Account(ctx.account.id).key())
+            .active_factors(&Owner::Account(ctx.account.id))
             .await?
-            .into_iter()
-            .filter(|f| f.status == FactorStatus::Active && f.id != factor)
+            .iter()
+            .filter(|f| f.id != factor)
             .count();
         if others == 0 {
             return Err(CoreError::PolicyForbids(
@@ -173,11 +167,9 @@ impl Core {
         let account = self.account(ctx.account.id).await?;
         let owner = Owner::Account(account.id);
         let newest = self
-            .store
-            .factors_of(&owner.key())
+            .active_factors(&owner)
             .await?
             .into_iter()
-            .filter(|f| f.status == FactorStatus::Active)
             .max_by_key(|f| f.confirmed_at)
             .ok_or(CoreError::Unauthenticated)?;
         let second = match newest.kind.as_str() {
