@@ -594,3 +594,100 @@ async fn sms_codes_and_numbers_never_reach_the_logs() {
         assert!(!log.contains(secret), "{secret:?} found in the log:\n{log}");
     }
 }
+
+#[test]
+fn policy_commands_apply_to_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args([
+            "user",
+            "create",
+            "old@example.com",
+            "--verified",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PW}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let show = run(&["policy", "show"], &data);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("required:        off"), "{text}");
+    assert!(text.contains("configuration"), "{text}");
+
+    let server = Server::start(&data, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let log_in = || {
+        rt.block_on(async {
+            let r = reqwest::Client::new()
+                .post(server.at("/api/v1/session"))
+                .json(&json!({"email": "old@example.com", "password": PW}))
+                .send()
+                .await
+                .unwrap();
+            r.json::<serde_json::Value>().await.unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+    };
+    assert_eq!(log_in(), "signed_in");
+
+    // Changed while the server runs: its next sign-in follows the new policy.
+    let set = run(
+        &[
+            "policy",
+            "set",
+            "--required",
+            "all",
+            "--enforce-from",
+            "2026-01-01",
+        ],
+        &data,
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert_eq!(log_in(), "enrollment_required");
+    let text = String::from_utf8_lossy(&run(&["policy", "show"], &data).stdout).to_string();
+    assert!(text.contains("enforce_from:    2026-01-01"), "{text}");
+    assert!(text.contains("database"), "{text}");
+
+    // Policies that cannot mean what was meant are refused, and nothing changes.
+    for args in [
+        &["policy", "set", "--allowed-methods", "carrier-pigeon"][..],
+        &[
+            "policy",
+            "set",
+            "--required",
+            "new_accounts",
+            "--enforce-from",
+            "2026-01-01",
+        ][..],
+        &["policy", "set", "--enforce-from", "21/01/2027"][..],
+    ] {
+        let out = run(args, &data);
+        assert!(!out.status.success(), "{args:?} was accepted");
+    }
+    assert_eq!(log_in(), "enrollment_required");
+    let off = run(&["policy", "set", "--required", "off"], &data);
+    assert!(
+        off.status.success(),
+        "{}",
+        String::from_utf8_lossy(&off.stderr)
+    );
+    assert_eq!(log_in(), "signed_in");
+    server.stop();
+}
