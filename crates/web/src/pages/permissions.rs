@@ -48,7 +48,11 @@ pub async fn remote_session_page(
 
 /// "Set it up now" from the prompt: Security settings, remembering (for 30 minutes) that the
 /// first factor added should end this session.
-pub async fn set_up_from_prompt(State(state): State<AppState>, jar: CookieJar) -> Response {
+pub async fn set_up_from_prompt(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    PageSession(_): PageSession,
+) -> Response {
     let jar = jar.add(build_cookie(
         &state,
         "reauth",
