@@ -335,32 +335,7 @@ fn config_check_redacts_secrets_and_refuses_unknown_keys() {
 fn user_commands_and_healthcheck() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args([
-            "user",
-            "create",
-            "ops@example.com",
-            "--verified",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PW}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    create_verified_user(&data, "ops@example.com");
     let list = Command::new(BIN)
         .args(["user", "list", "--data-dir"])
         .arg(&data)
@@ -405,6 +380,30 @@ fn user_commands_and_healthcheck() {
     });
     assert_eq!(status, 200);
     server.stop();
+}
+
+/// `twofold user create EMAIL --verified`, with the password on standard input.
+fn create_verified_user(data: &std::path::Path, email: &str) {
+    let mut child = Command::new(BIN)
+        .args(["user", "create", email, "--verified", "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PW}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn run(args: &[&str], data: &std::path::Path) -> std::process::Output {
@@ -599,27 +598,7 @@ async fn sms_codes_and_numbers_never_reach_the_logs() {
 fn policy_commands_apply_to_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(BIN)
-        .args([
-            "user",
-            "create",
-            "old@example.com",
-            "--verified",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PW}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    create_verified_user(&data, "old@example.com");
     let show = run(&["policy", "show"], &data);
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(text.contains("required:        off"), "{text}");
