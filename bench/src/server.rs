@@ -68,6 +68,10 @@ impl Server {
         .arg(data)
         // Access logs at info would put a log line per request on the measured path.
         .env("TWOFOLD_LOG", "warn")
+        // The load generator's logins come from one cookie-less client, which would be a new
+        // device at every sign-in; it measures returning users on known devices instead.
+        .env("TWOFOLD_DEVICES__VERIFY", "false")
+        .env("TWOFOLD_DEVICES__NOTIFY", "false")
         .stdout(Stdio::from(log_file.try_clone()?))
         .stderr(Stdio::from(log_file));
         if let Some(url) = db_url {

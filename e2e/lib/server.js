@@ -48,6 +48,10 @@ function serverEnv() {
     if (!k.startsWith('TWOFOLD_')) env[k] = v;
   }
   env.TWOFOLD_LOG = process.env.TWOFOLD_LOG || 'info';
+  // Every test starts a fresh browser, which would be an unknown device at each sign-in;
+  // tests of known devices pass opts.env to turn verification and the new-device mail on.
+  env.TWOFOLD_DEVICES__VERIFY = 'false';
+  env.TWOFOLD_DEVICES__NOTIFY = 'false';
   return env;
 }
 

@@ -4,6 +4,7 @@
 //! through the traits in [`ports`], so every rule can be tested with a fake clock.
 
 pub mod clock;
+pub mod device;
 pub mod email;
 pub mod error;
 pub mod factor;

@@ -167,6 +167,79 @@ pub fn code_email(
     }
 }
 
+/// A moment as people read it in mail: `1 December 2026, 10:53 UTC`.
+pub fn when(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{} {} {}, {:02}:{:02} UTC",
+        t.day(),
+        t.month(),
+        t.year(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// The code that confirms a sign-in from a browser (or, with `new_network`, an IP network)
+/// the account has not used before.
+pub fn device_code(
+    b: &Branding<'_>,
+    to: &str,
+    code: &str,
+    minutes: i64,
+    new_network: bool,
+    ip: Option<&str>,
+) -> Mail {
+    let what = if new_network {
+        "from a network you have not used before"
+    } else {
+        "on a browser or device you have not used before"
+    };
+    let from = ip
+        .map(|ip| format!(" (IP address {ip})"))
+        .unwrap_or_default();
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Confirm your sign-in to {}: {code}", b.product),
+        text: format!(
+            "Hello,\n\nSomeone signed in to your {product} account ({to}) with the right password, \
+             {what}{from}. To continue, enter this code:\n\n    {code}\n\n\
+             It expires in {minutes} minutes and works once.\n\n\
+             If this was not you, do not share the code: someone knows your password. Change it \
+             at {url}/password-reset\n",
+            product = b.product,
+            url = b.public_url
+        ),
+    }
+}
+
+/// After a sign-in from a new browser: when, from where, and a link that undoes it.
+pub fn new_device_sign_in(
+    b: &Branding<'_>,
+    to: &str,
+    when: &str,
+    ip: Option<&str>,
+    browser: Option<&str>,
+    report_token: &str,
+) -> Mail {
+    let link = format!("{}/login/report?token={report_token}", b.public_url);
+    Mail {
+        to: to.to_owned(),
+        subject: format!("New sign-in to your {} account", b.product),
+        text: format!(
+            "Hello,\n\nYour {product} account ({to}) was just signed in to from a new device.\n\n\
+             When:    {when}\nIP:      {ip}\nBrowser: {browser}\n\n\
+             If this was you, there is nothing to do.\n\n\
+             If this wasn't you, open this link: it signs out every session, forgets remembered \
+             browsers and devices, and lets you choose a new password:\n\n{link}\n\n\
+             The link works once, for 7 days.\n",
+            product = b.product,
+            ip = ip.unwrap_or("unknown"),
+            browser = browser.unwrap_or("unknown"),
+        ),
+    }
+}
+
 /// `days` before the policy's deadline, to an owner who has not set up 2FA yet.
 pub fn two_factor_reminder(b: &Branding<'_>, to: &str, days: i64, deadline: &str) -> Mail {
     let when = if days == 1 {

@@ -18,6 +18,9 @@ pub struct Account {
     pub created_at: OffsetDateTime,
     /// Created while the policy covered new accounts: 2FA is required from the first sign-in.
     pub two_factor_required: bool,
+    /// A sign-in from an IP network this account has not used needs an emailed code (an
+    /// operator can turn this off for one account).
+    pub ip_verification: bool,
 }
 
 /// Password hashes stay out of debug output (and so out of any log line).
@@ -65,6 +68,9 @@ pub enum SessionKind {
     /// Password done, but the policy requires 2FA the account lacks: reaches only the pages
     /// that add a factor.
     Enrollment,
+    /// Password done from an unknown browser or network: reaches only the page that takes
+    /// the code sent by email.
+    Device,
 }
 
 impl SessionKind {
@@ -73,6 +79,7 @@ impl SessionKind {
             Self::Full => "full",
             Self::Partial => "partial",
             Self::Enrollment => "enrollment",
+            Self::Device => "device",
         }
     }
 
@@ -81,6 +88,7 @@ impl SessionKind {
         match s {
             "full" => Self::Full,
             "enrollment" => Self::Enrollment,
+            "device" => Self::Device,
             _ => Self::Partial,
         }
     }
@@ -374,6 +382,31 @@ pub struct TrustedBrowser {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// A browser an account has signed in from (its device cookie's keyed hash is stored, never
+/// the cookie).
+#[derive(Debug, Clone)]
+pub struct KnownDevice {
+    pub id: Uuid,
+    pub account_id: AccountId,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub first_seen_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// The emailed code that confirms a sign-in from an unknown browser or network. It belongs to
+/// one device-verification session and remembers which browser and network it will admit.
+#[derive(Debug, Clone)]
+pub struct DeviceChallenge {
+    pub session_id: SessionId,
+    pub account_id: AccountId,
+    pub device_hash: Vec<u8>,
+    pub network: Option<String>,
+    pub reason: crate::device::Unfamiliar,
+    pub sent_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 /// Where an outbox message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {
@@ -431,6 +464,7 @@ mod tests {
             security_stamp: "stamp".into(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             two_factor_required: false,
+            ip_verification: true,
         };
         let printed = format!("{account:?}");
         assert!(printed.contains("a@example.com"));

@@ -328,6 +328,82 @@ pub trait TrustedBrowserStore: Send + Sync {
     ) -> StoreResult<u64>;
 }
 
+/// A new-device sign-in mail and the "this wasn't me" token it carries.
+#[derive(Debug, Clone)]
+pub struct SignInNotice {
+    pub report_token: NewToken,
+    pub mail: NewOutboxItem,
+}
+
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Whether the account has used this browser, and (with an address) this network.
+    async fn seen(
+        &self,
+        account: AccountId,
+        device_hash: &[u8],
+        network: Option<&str>,
+    ) -> StoreResult<crate::device::Seen>;
+    /// Stores the code of a device-verification session with its mail, or replaces an unused
+    /// one when `resend_after` is given and the last code went out before it. `false` when the
+    /// resend came too soon (nothing is written).
+    async fn put_device_challenge(
+        &self,
+        challenge: &DeviceChallenge,
+        code_hash: &[u8],
+        resend_after: Option<OffsetDateTime>,
+        mail: &NewOutboxItem,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    async fn device_challenge(&self, session: SessionId) -> StoreResult<Option<DeviceChallenge>>;
+    /// Uses the code up: one conditional UPDATE, so of N concurrent right codes one wins.
+    async fn consume_device_challenge(
+        &self,
+        session: SessionId,
+        code_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<DeviceChallenge>>;
+    /// Records (or refreshes) the browser and the network as known for the account; with a
+    /// notice, also issues its "this wasn't me" token and queues its mail, all in one transaction.
+    /// Without a `device_hash` (a client that keeps no cookie) only the network is recorded.
+    async fn remember_device(
+        &self,
+        device: &KnownDevice,
+        device_hash: Option<&[u8]>,
+        network: Option<&str>,
+        notice: Option<&SignInNotice>,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<()>;
+    async fn known_devices_of(&self, account: AccountId) -> StoreResult<Vec<KnownDevice>>;
+    /// Forgets one known browser (`Some(id)`) or all of them, with the account's networks.
+    async fn forget_known_devices(
+        &self,
+        account: AccountId,
+        id: Option<Uuid>,
+        audit: &AuditEvent,
+    ) -> StoreResult<u64>;
+    async fn set_ip_verification(
+        &self,
+        account: AccountId,
+        on: bool,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// "This wasn't me": uses the report token up (one conditional UPDATE) and, in the same
+    /// transaction, signs out every session (new stamp), forgets trusted browsers, known
+    /// devices and networks, and issues `reset` (a password-reset token). `false` if the
+    /// token was used or expired meanwhile (nothing is written).
+    async fn report_sign_in(
+        &self,
+        report_hash: &[u8],
+        now: OffsetDateTime,
+        stamp: &StampChange,
+        reset: &NewToken,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// Housekeeping: drops codes that expired before `before`.
+    async fn purge_device_challenges(&self, before: OffsetDateTime) -> StoreResult<u64>;
+}
+
 #[async_trait]
 pub trait PolicyStore: Send + Sync {
     /// A setting operators change while servers run (JSON), if one was ever stored.
@@ -479,6 +555,7 @@ pub trait Store:
     + ChallengeStore
     + WebauthnStore
     + TrustedBrowserStore
+    + DeviceStore
     + PolicyStore
 {
 }
@@ -497,6 +574,7 @@ impl<T> Store for T where
         + ChallengeStore
         + WebauthnStore
         + TrustedBrowserStore
+        + DeviceStore
         + PolicyStore
 {
 }

@@ -14,6 +14,10 @@ pub enum TokenPurpose {
     Csrf,
     SignInLink,
     TrustedBrowser,
+    /// The long-lived cookie that makes a browser a known device.
+    Device,
+    /// The "this wasn't me" link in a new-device sign-in mail.
+    SignInReport,
 }
 
 impl TokenPurpose {
@@ -25,6 +29,8 @@ impl TokenPurpose {
             Self::Csrf => "csrf",
             Self::SignInLink => "sign_in_link",
             Self::TrustedBrowser => "trusted_browser",
+            Self::Device => "device",
+            Self::SignInReport => "sign_in_report",
         }
     }
 }

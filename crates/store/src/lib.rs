@@ -11,6 +11,7 @@ mod audit;
 pub mod backend;
 mod challenges;
 mod codec;
+mod devices;
 mod effects;
 mod factors;
 mod outbox;

@@ -62,6 +62,12 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings
     .expect("hasher");
     let mut settings = CoreSettings {
         public_url: url.clone(),
+        // Every test client is a new browser; the tests of known devices turn this back on.
+        devices: twofold_core::device::DeviceSettings {
+            verify: false,
+            notify: false,
+            ..Default::default()
+        },
         ..CoreSettings::default()
     };
     configure(&mut settings);
@@ -107,7 +113,8 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings
         core.clone(),
         WebSettings {
             public_url: url.clone(),
-            trusted_proxies: vec![],
+            // Tests play clients on other networks with X-Forwarded-For from loopback.
+            trusted_proxies: vec!["127.0.0.0/8".parse().expect("loopback net")],
             templates_dir: None,
             branding: Branding::default(),
         },

@@ -44,6 +44,9 @@ pub struct Settings {
     /// Who must use two-step verification. `twofold policy set` stores a policy in the
     /// database, which then wins over this section (and applies without a restart).
     pub policy: twofold_core::policy::Policy,
+    /// A sign-in from a browser or IP network the account has not used needs a code sent by
+    /// email first (on by default), and the owner hears of every new device.
+    pub devices: twofold_core::device::DeviceSettings,
     pub branding: Branding,
 }
 
@@ -234,6 +237,7 @@ impl Default for Settings {
             password_hashing: HashingSettings::default(),
             second_factor: SecondFactorSettings::default(),
             policy: Default::default(),
+            devices: Default::default(),
             branding: Branding::default(),
         }
     }
@@ -381,6 +385,9 @@ impl Settings {
         }
         if self.session.idle_timeout_minutes == 0 || self.session.lifetime_hours == 0 {
             bail!("session timeouts must be positive");
+        }
+        if let Err(m) = self.devices.validate() {
+            bail!("{m}");
         }
         if let Err(m) = self.policy.validate() {
             bail!("policy: {m}");

@@ -56,6 +56,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         send_quotas: settings.second_factor.send_quotas(),
         relying_party: settings.webauthn.relying_party(),
         policy: settings.policy.clone(),
+        devices: settings.devices.clone(),
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();
@@ -227,6 +228,9 @@ async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "code challenge clean-up failed"),
+            }
+            if let Err(e) = core.purge_device_challenges().await {
+                tracing::warn!(error = %e, "device code clean-up failed");
             }
         }
         tokio::select! {

@@ -25,6 +25,14 @@ pub enum UserCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Change one account's settings (audited).
+    Set {
+        email: String,
+        /// `off`: a sign-in from a new IP network no longer needs an emailed code (a new
+        /// browser still does). `on` restores the default.
+        #[arg(long, value_parser = ["on", "off"])]
+        ip_verification: String,
+    },
     /// List accounts, oldest first.
     List {
         #[arg(long, default_value_t = 100)]
@@ -80,6 +88,10 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                     "no"
                 }
             );
+            println!(
+                "IP verification: {}",
+                if account.ip_verification { "on" } else { "off" }
+            );
             println!("recent events:");
             for e in core
                 .recent_audit(account.id, 20)
@@ -103,6 +115,25 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                 "removed {removed} factor(s) and all backup codes; every session signed out; the owner is notified"
             );
             // Let the outbox worker of a running server send the mail; nothing else to do here.
+            Ok(())
+        }
+        UserCommand::Set {
+            email,
+            ip_verification,
+        } => {
+            let meta = RequestMeta {
+                ip: None,
+                user_agent: Some("twofold cli".into()),
+            };
+            let on = ip_verification == "on";
+            core.set_ip_verification(&email, on, &meta)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "IP verification is {} for {}",
+                if on { "on" } else { "off" },
+                email.trim().to_lowercase()
+            );
             Ok(())
         }
         UserCommand::List { limit, offset } => {

@@ -28,6 +28,9 @@ impl Server {
                 "TWOFOLD_LOG",
                 "debug,sqlx=warn,hyper=info,h2=info,lettre=info,rustls=info",
             )
+            // Each test client is a new browser; known devices have their own tests.
+            .env("TWOFOLD_DEVICES__VERIFY", "false")
+            .env("TWOFOLD_DEVICES__NOTIFY", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in envs {

@@ -22,6 +22,8 @@ pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
         (false, "trusted") => "twofold_trusted",
         (true, "reauth") => "__Host-twofold_reauth",
         (false, "reauth") => "twofold_reauth",
+        (true, "device") => "__Host-twofold_device",
+        (false, "device") => "twofold_device",
         (true, _) => "__Host-twofold_csrf",
         (false, _) => "twofold_csrf",
     }
@@ -53,6 +55,31 @@ pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
     let mut c = build_cookie(state, "session", String::new(), Some(Duration::ZERO));
     c.make_removal();
     c
+}
+
+/// Browsers keep cookies for at most 400 days; the device cookie asks for all of them.
+const DEVICE_COOKIE_AGE: Duration = Duration::days(400);
+
+/// The browser's device cookie, if it has a well-formed one.
+pub fn device_cookie(jar: &CookieJar, state: &AppState) -> Option<String> {
+    jar.get(cookie_name(state, "device"))
+        .map(|c| c.value().to_owned())
+        .filter(|v| twofold_core::token::decode_token(v).is_some())
+}
+
+/// The browser's device cookie, or a new one (added to the jar) for a browser without one.
+pub fn device_token(jar: CookieJar, state: &AppState) -> (CookieJar, String) {
+    if let Some(token) = device_cookie(&jar, state) {
+        return (jar, token);
+    }
+    let token = secrecy::ExposeSecret::expose_secret(&state.core().new_device_token()).to_owned();
+    let jar = jar.add(build_cookie(
+        state,
+        "device",
+        token.clone(),
+        Some(DEVICE_COOKIE_AGE),
+    ));
+    (jar, token)
 }
 
 /// The "remember this browser" token, if this browser has one.

@@ -31,6 +31,8 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "add_methods.html",
     "enroll_required.html",
     "remote_session.html",
+    "device_verify.html",
+    "report_sign_in.html",
 );
 
 pub struct Templates {

@@ -27,17 +27,23 @@ pub enum LoginOutcome {
         token: SecretString,
         methods: Vec<&'static str>,
     },
+    /// The password was right, from a browser or IP network this account has not used: a
+    /// code went to the account's address (`hint`, masked), and `token` is a session that
+    /// can only take it.
+    DeviceVerificationRequired { token: SecretString, hint: String },
 }
 
 impl Core {
     /// The password step. Unknown account, wrong password and a blocked budget all answer
     /// without revealing whether the account exists, and in the same time.
-    /// `trusted_browser` is the browser's "remember this browser" token, if it has one.
+    /// `trusted_browser` is the browser's "remember this browser" token, if it has one;
+    /// `device` its device cookie (which makes it a known device).
     pub async fn log_in(
         &self,
         email: &str,
         password: &SecretString,
         trusted_browser: Option<&str>,
+        device: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, CoreError> {
         // Under a flood, refuse before touching the database.
@@ -110,6 +116,22 @@ impl Core {
                 .await?;
             return Err(CoreError::EmailNotVerified);
         }
+        if let Some(outcome) = self.device_gate(&account, device, meta).await? {
+            return Ok(outcome);
+        }
+        self.after_password(&account, trusted_browser, meta).await
+    }
+
+    /// What follows a correct password from a known browser and network: the second step,
+    /// forced enrollment, a remembered browser's shortcut, or a full session.
+    pub(super) async fn after_password(
+        &self,
+        account: &Account,
+        trusted_browser: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, CoreError> {
+        let now = self.clock.now();
+        let account = account.clone();
         let methods = self.second_factor_methods(&account).await?;
         if methods.is_empty() {
             let policy = self.policy().await?;
@@ -166,7 +188,7 @@ impl Core {
             SessionKind::Full => self.settings.session_lifetime,
             SessionKind::Partial => self.settings.partial_session_ttl,
             // Long enough to scan a QR code or wait for a text, short like the second step.
-            SessionKind::Enrollment => self.settings.partial_session_ttl * 2,
+            SessionKind::Enrollment | SessionKind::Device => self.settings.partial_session_ttl * 2,
         };
         let session = Session {
             id: self.new_id(),
@@ -203,6 +225,7 @@ impl Core {
             SessionKind::Full => "login_succeeded",
             SessionKind::Partial => "login_password_accepted",
             SessionKind::Enrollment => "login_enrollment_required",
+            SessionKind::Device => "login_device_verification_required",
         };
         let audit = self.audit(
             event,

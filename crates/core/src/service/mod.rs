@@ -6,6 +6,7 @@ mod admin;
 mod code_factors;
 mod code_use_cases;
 mod codes;
+mod devices;
 mod enrollment;
 mod keys;
 mod login;
@@ -84,6 +85,8 @@ pub struct CoreSettings {
     pub trusted_browser_ttl: Option<Duration>,
     /// The configured 2FA policy; one stored by an operator (`twofold policy set`) wins.
     pub policy: crate::policy::Policy,
+    /// New-device and new-network verification, and new-device mails.
+    pub devices: crate::device::DeviceSettings,
 }
 
 impl Default for CoreSettings {
@@ -109,6 +112,7 @@ impl Default for CoreSettings {
             webauthn_ceremony_ttl: Duration::minutes(5),
             trusted_browser_ttl: Some(Duration::days(30)),
             policy: Default::default(),
+            devices: Default::default(),
         }
     }
 }

@@ -148,7 +148,7 @@ impl Core {
         let ctx = self.resolve_session(token).await?;
         match ctx.session.kind {
             SessionKind::Full | SessionKind::Enrollment => Ok(ctx),
-            SessionKind::Partial => Err(CoreError::Unauthenticated),
+            SessionKind::Partial | SessionKind::Device => Err(CoreError::Unauthenticated),
         }
     }
 

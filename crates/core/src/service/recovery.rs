@@ -77,11 +77,13 @@ impl Core {
         }
     }
 
-    /// Sets a new password from a reset link. Signs every session out and signs nobody in.
+    /// Sets a new password from a reset link. Signs every session out and signs nobody in;
+    /// the browser that used the link (`device`, its cookie) becomes known.
     pub async fn complete_password_reset(
         &self,
         token: &str,
         new_password: &SecretString,
+        device: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
         let bytes = decode_token(token).ok_or(CoreError::InvalidToken)?;
@@ -126,6 +128,6 @@ impl Core {
             return Err(CoreError::InvalidToken);
         }
         self.outbox_wakeup.notify_one();
-        Ok(())
+        self.trust_device_of_link(account.id, device, meta).await
     }
 }

@@ -52,15 +52,22 @@ impl Core {
     }
 
     /// Consumes a verification link token and marks the address verified.
-    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<(), CoreError> {
+    /// `device` is the device cookie of the browser that opened the link; it becomes known.
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
         let bytes = decode_token(token).ok_or(CoreError::InvalidToken)?;
         let hash = self.hash_token(TokenPurpose::VerifyEmail, &bytes);
         let audit = self.audit("email_verified", None, meta, json!({}));
-        self.store
+        let account = self
+            .store
             .verify_email(&hash, self.clock.now(), &audit)
             .await?
-            .map(|_| ())
-            .ok_or(CoreError::InvalidToken)
+            .ok_or(CoreError::InvalidToken)?;
+        self.trust_device_of_link(account, device, meta).await
     }
 
     /// Sends a fresh verification link to an account that has not verified yet.

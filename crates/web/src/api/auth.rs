@@ -55,10 +55,15 @@ pub async fn signup(
 
 pub async fn verify_email(
     State(state): State<AppState>,
+    jar: CookieJar,
     Client(meta): Client,
     ApiJson(body): ApiJson<Token>,
 ) -> Result<Response, ApiError> {
-    state.core().verify_email(&body.token, &meta).await?;
+    let device = crate::session::device_cookie(&jar, &state);
+    state
+        .core()
+        .verify_email(&body.token, device.as_deref(), &meta)
+        .await?;
     Ok(Json(json!({ "status": "verified" })).into_response())
 }
 
@@ -68,42 +73,79 @@ pub async fn log_in(
     Client(meta): Client,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    match state
+    let (jar, device) = crate::session::device_token(jar, &state);
+    let outcome = state
         .core()
         .log_in(
             &body.email,
             &body.password,
             crate::session::trusted_browser_token(&jar, &state).as_deref(),
+            Some(&device),
             &meta,
         )
-        .await?
-    {
-        LoginOutcome::SignedIn { token, session } => {
-            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            Ok((
-                jar,
-                Json(json!({ "status": "signed_in", "session_id": session.id })),
-            )
-                .into_response())
-        }
-        LoginOutcome::SecondFactorRequired { token, methods } => {
-            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            Ok((
-                jar,
-                Json(json!({ "status": "second_factor_required", "methods": methods })),
-            )
-                .into_response())
-        }
+        .await?;
+    Ok(login_response(&state, jar, outcome))
+}
+
+#[derive(Deserialize)]
+pub struct DeviceCode {
+    code: String,
+}
+
+/// The code mailed after a password from an unknown browser or network; answers like the
+/// password step with what comes next.
+pub async fn confirm_device(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<DeviceCode>,
+) -> Result<Response, ApiError> {
+    let token = session_token(&jar, &state).ok_or(CoreError::Unauthenticated)?;
+    let outcome = state
+        .core()
+        .confirm_device(
+            &token,
+            &body.code,
+            crate::session::trusted_browser_token(&jar, &state).as_deref(),
+            &meta,
+        )
+        .await?;
+    Ok(login_response(&state, jar, outcome))
+}
+
+/// A new code for the device-verification step (after the resend cooldown).
+pub async fn resend_device_code(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Client(meta): Client,
+) -> Result<Response, ApiError> {
+    let token = session_token(&jar, &state).ok_or(CoreError::Unauthenticated)?;
+    state.core().resend_device_code(&token, &meta).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "code_sent" }))).into_response())
+}
+
+fn login_response(state: &AppState, jar: CookieJar, outcome: LoginOutcome) -> Response {
+    let (token, body) = match outcome {
+        LoginOutcome::SignedIn { token, session } => (
+            token,
+            json!({ "status": "signed_in", "session_id": session.id }),
+        ),
+        LoginOutcome::SecondFactorRequired { token, methods } => (
+            token,
+            json!({ "status": "second_factor_required", "methods": methods }),
+        ),
         // The partial cookie reaches only the pages that add a factor (/login/set-up).
-        LoginOutcome::EnrollmentRequired { token, methods } => {
-            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            Ok((
-                jar,
-                Json(json!({ "status": "enrollment_required", "methods": methods })),
-            )
-                .into_response())
-        }
-    }
+        LoginOutcome::EnrollmentRequired { token, methods } => (
+            token,
+            json!({ "status": "enrollment_required", "methods": methods }),
+        ),
+        LoginOutcome::DeviceVerificationRequired { token, hint } => (
+            token,
+            json!({ "status": "device_verification_required", "sent_to": hint }),
+        ),
+    };
+    let jar = jar.add(session_cookie(state, token.expose_secret().to_owned()));
+    (jar, Json(body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -243,12 +285,14 @@ pub async fn request_password_reset(
 
 pub async fn complete_password_reset(
     State(state): State<AppState>,
+    jar: CookieJar,
     Client(meta): Client,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<Response, ApiError> {
+    let device = crate::session::device_cookie(&jar, &state);
     state
         .core()
-        .complete_password_reset(&body.token, &body.password, &meta)
+        .complete_password_reset(&body.token, &body.password, device.as_deref(), &meta)
         .await?;
     Ok(Json(json!({ "status": "password_changed" })).into_response())
 }

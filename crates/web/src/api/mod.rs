@@ -28,6 +28,8 @@ pub fn routes() -> Router<AppState> {
             "/session/second-factor/code",
             post(auth::second_factor_send),
         )
+        .route("/session/device", post(auth::confirm_device))
+        .route("/session/device/code", post(auth::resend_device_code))
         .route("/session/step-up", post(auth::step_up))
         .route(
             "/session/permissions/{permission}",

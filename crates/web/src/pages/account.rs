@@ -143,6 +143,21 @@ pub(super) async fn security(
             .collect(),
         Err(e) => return error_page(state, e),
     };
+    let devices: Vec<Value> = match state.core().account_known_devices(ctx).await {
+        Ok(list) => list
+            .iter()
+            .map(|d| {
+                context! {
+                    id => d.id.to_string(),
+                    browser => describe_browser(d.user_agent.as_deref()),
+                    ip => d.ip.clone(),
+                    first_seen => when(d.first_seen_at),
+                    last_seen => when(d.last_seen_at),
+                }
+            })
+            .collect(),
+        Err(e) => return error_page(state, e),
+    };
     let backup_codes_left = match state.core().account_backup_codes_left(ctx).await {
         Ok(n) => n,
         Err(e) => return error_page(state, e),
@@ -157,7 +172,7 @@ pub(super) async fn security(
         Some(ctx),
         status,
         "security.html",
-        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left, trusted, allowed },
+        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left, trusted, devices, allowed },
     )
 }
 
@@ -302,6 +317,12 @@ fn event_label(event: &str) -> String {
         "backup_code_used" => "Backup code used".into(),
         "step_up" => "Confirmed with a second factor".into(),
         "two_factor_reset_by_operator" => "Two-factor authentication reset by an operator".into(),
+        "device_code_sent" => "Sign-in from a new device or network: code emailed".into(),
+        "device_verified" => "New device or network confirmed with the emailed code".into(),
+        "device_code_failed" => "Wrong code for a new device or network".into(),
+        "device_remembered" => "Device remembered".into(),
+        "known_devices_forgotten" => "Known device forgotten".into(),
+        "sign_in_reported" => "Sign-in reported as not you: signed out everywhere".into(),
         other => other.replace('_', " "),
     }
 }

@@ -23,7 +23,7 @@ pub struct Credentials {
 #[derive(Deserialize)]
 pub struct TokenForm {
     #[serde(default)]
-    token: String,
+    pub(crate) token: String,
 }
 
 #[derive(Deserialize)]
@@ -111,20 +111,31 @@ pub async fn verify_email_page(
 
 pub async fn verify_email(
     State(state): State<AppState>,
+    jar: CookieJar,
     Client(meta): Client,
     CsrfForm(form): CsrfForm<TokenForm>,
 ) -> Response {
-    match state.core().verify_email(&form.token, &meta).await {
-        Ok(()) => message_page(
-            &state,
-            StatusCode::OK,
-            "Your email address is verified",
-            "Thank you. You can now sign in.",
-            Some(Link {
-                href: "/login",
-                label: "Sign in",
-            }),
-        ),
+    // The browser that opens the link has proved the mailbox: it becomes a known device.
+    let (jar, device) = crate::session::device_token(jar, &state);
+    match state
+        .core()
+        .verify_email(&form.token, Some(&device), &meta)
+        .await
+    {
+        Ok(()) => (
+            jar,
+            message_page(
+                &state,
+                StatusCode::OK,
+                "Your email address is verified",
+                "Thank you. You can now sign in.",
+                Some(Link {
+                    href: "/login",
+                    label: "Sign in",
+                }),
+            ),
+        )
+            .into_response(),
         Err(twofold_core::CoreError::InvalidToken) => invalid_link(&state),
         Err(e) => error_page(&state, e),
     }
@@ -171,23 +182,19 @@ pub async fn login(
 ) -> Response {
     let password = SecretString::from(form.password);
     let trusted = crate::session::trusted_browser_token(&jar, &state);
+    let (jar, device) = crate::session::device_token(jar, &state);
     match state
         .core()
-        .log_in(&form.email, &password, trusted.as_deref(), &meta)
+        .log_in(
+            &form.email,
+            &password,
+            trusted.as_deref(),
+            Some(&device),
+            &meta,
+        )
         .await
     {
-        Ok(LoginOutcome::SignedIn { token, .. }) => {
-            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            (jar, Redirect::to("/account")).into_response()
-        }
-        Ok(LoginOutcome::SecondFactorRequired { token, .. }) => {
-            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            (jar, Redirect::to("/login/second-factor")).into_response()
-        }
-        Ok(LoginOutcome::EnrollmentRequired { token, .. }) => {
-            let jar = jar.add(session_cookie(&state, token.expose_secret().to_owned()));
-            (jar, Redirect::to("/login/set-up")).into_response()
-        }
+        Ok(outcome) => login_redirect(&state, jar, outcome),
         Err(e) => {
             let (status, error) = error_text(&e);
             let mut res = render(
@@ -206,6 +213,18 @@ pub async fn login(
             res
         }
     }
+}
+
+/// Sets the cookie of whatever session the login step produced and sends the browser on.
+pub(crate) fn login_redirect(state: &AppState, jar: CookieJar, outcome: LoginOutcome) -> Response {
+    let (token, to) = match outcome {
+        LoginOutcome::SignedIn { token, .. } => (token, "/account"),
+        LoginOutcome::SecondFactorRequired { token, .. } => (token, "/login/second-factor"),
+        LoginOutcome::EnrollmentRequired { token, .. } => (token, "/login/set-up"),
+        LoginOutcome::DeviceVerificationRequired { token, .. } => (token, "/login/device"),
+    };
+    let jar = jar.add(session_cookie(state, token.expose_secret().to_owned()));
+    (jar, Redirect::to(to)).into_response()
 }
 
 pub async fn logout_page(

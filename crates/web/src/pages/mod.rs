@@ -4,6 +4,7 @@ mod account;
 pub(crate) use account::describe_browser;
 mod auth;
 mod code_factors;
+mod devices;
 mod factors;
 mod keys;
 mod password_reset;
@@ -35,6 +36,13 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", get(auth::logout_page).post(auth::logout))
         .route("/login/set-up", get(required::setup_page))
+        .route("/login/device", get(devices::page).post(devices::confirm))
+        .route("/login/device/resend", post(devices::resend))
+        .route(
+            "/login/report",
+            get(devices::report_page).post(devices::report),
+        )
+        .route("/account/known-devices/{id}/forget", post(devices::forget))
         .route(
             "/login/second-factor",
             get(second_step::page).post(second_step::submit),

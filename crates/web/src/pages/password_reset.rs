@@ -101,9 +101,11 @@ pub async fn complete(
     CsrfForm(form): CsrfForm<NewPassword>,
 ) -> Response {
     let password = SecretString::from(form.password);
+    // The browser that used the link has proved the mailbox: it becomes a known device.
+    let (jar, device) = crate::session::device_token(jar, &state);
     match state
         .core()
-        .complete_password_reset(&form.token, &password, &meta)
+        .complete_password_reset(&form.token, &password, Some(&device), &meta)
         .await
     {
         Ok(()) => {

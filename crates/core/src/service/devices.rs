@@ -1,0 +1,464 @@
+//! Known devices: a correct password from a browser or IP network the account has not used
+//! is confirmed with a code sent by email before anything else (even without 2FA); a browser
+//! that becomes known this way is announced to the owner, with a "this wasn't me" link that
+//! signs out everything and starts a password reset.
+
+use super::login::LoginOutcome;
+use super::{Core, SessionContext};
+use crate::device::{self, Seen, Unfamiliar};
+use crate::error::CoreError;
+use crate::factor::otp_code;
+use crate::mail;
+use crate::model::*;
+use crate::phone::mask_email;
+use crate::ports::SignInNotice;
+use crate::token::{TokenPurpose, decode_token, token_bytes};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use time::Duration;
+use uuid::Uuid;
+
+/// How long the "this wasn't me" link in a new-device mail works.
+const REPORT_LINK_TTL: Duration = Duration::days(7);
+
+/// This sign-in's browser and network, as the store knows them.
+struct Sighting {
+    /// Keyed hash of the device cookie; empty when the client sent none (never matches).
+    device_hash: Vec<u8>,
+    network: Option<String>,
+    seen: Seen,
+}
+
+impl Core {
+    /// A new device cookie for a browser that has none.
+    pub fn new_device_token(&self) -> SecretString {
+        self.new_secret()
+    }
+
+    fn device_code_hash(&self, session: SessionId, code: &str) -> Vec<u8> {
+        self.keyring()
+            .token_hash("device_code", format!("{session}:{code}").as_bytes())
+    }
+
+    async fn sighting(
+        &self,
+        account: &Account,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Sighting, CoreError> {
+        let device_hash = device
+            .and_then(decode_token)
+            .map(|b| self.hash_token(TokenPurpose::Device, &b))
+            .unwrap_or_default();
+        let network = meta.ip.map(|ip| self.settings.devices.network_of(ip));
+        let seen = self
+            .store
+            .seen(account.id, &device_hash, network.as_deref())
+            .await?;
+        Ok(Sighting {
+            device_hash,
+            network,
+            seen,
+        })
+    }
+
+    /// After a correct password: `Some` when this browser or network must be confirmed by
+    /// email first; otherwise records what is new (announcing a new browser) and lets the
+    /// login go on.
+    pub(super) async fn device_gate(
+        &self,
+        account: &Account,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Option<LoginOutcome>, CoreError> {
+        let s = self.sighting(account, device, meta).await?;
+        let settings = &self.settings.devices;
+        if let Some(reason) = device::verification_needed(settings, account.ip_verification, s.seen)
+        {
+            let (token, session) = self
+                .start_session(account, SessionKind::Device, vec!["pwd".into()], meta)
+                .await?;
+            self.send_device_code(account, session.id, &s, reason, false, meta)
+                .await?;
+            return Ok(Some(LoginOutcome::DeviceVerificationRequired {
+                token,
+                hint: mask_email(&account.email),
+            }));
+        }
+        if !s.seen.device || s.seen.network == Some(false) {
+            let announce = !s.seen.device && settings.notify;
+            self.record_device(
+                account,
+                &s.device_hash,
+                s.network.as_deref(),
+                announce,
+                meta,
+            )
+            .await?;
+        }
+        Ok(None)
+    }
+
+    async fn send_device_code(
+        &self,
+        account: &Account,
+        session: SessionId,
+        s: &Sighting,
+        reason: Unfamiliar,
+        resend: bool,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let now = self.clock.now();
+        let settings = &self.settings.codes;
+        let code = otp_code::generate(self.random.as_ref(), settings.length);
+        let challenge = DeviceChallenge {
+            session_id: session,
+            account_id: account.id,
+            device_hash: s.device_hash.clone(),
+            network: s.network.clone(),
+            reason,
+            sent_at: now,
+            expires_at: now + settings.ttl,
+        };
+        let mail = self.outbox_item(
+            "device_code",
+            &mail::device_code(
+                &self.branding(),
+                &account.email,
+                &code,
+                settings.ttl.whole_minutes().max(1),
+                reason == Unfamiliar::Network,
+                meta.ip_string().as_deref(),
+            ),
+        )?;
+        let audit = self.audit(
+            "device_code_sent",
+            Some(account.id),
+            meta,
+            json!({ "session_id": session, "reason": reason.as_str(), "network": s.network }),
+        );
+        let written = self
+            .store
+            .put_device_challenge(
+                &challenge,
+                &self.device_code_hash(session, &code),
+                resend.then(|| now - settings.resend_cooldown),
+                &mail,
+                &audit,
+            )
+            .await?;
+        if !written {
+            return Err(CoreError::TooManyAttempts {
+                retry_after_secs: settings.resend_cooldown.whole_seconds().max(1) as u64,
+            });
+        }
+        self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Marks the browser and network known; `announce` mails the owner with a "this wasn't
+    /// me" link.
+    async fn record_device(
+        &self,
+        account: &Account,
+        device_hash: &[u8],
+        network: Option<&str>,
+        announce: bool,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let now = self.clock.now();
+        let known = KnownDevice {
+            id: self.new_id(),
+            account_id: account.id,
+            user_agent: meta.user_agent_trimmed(),
+            ip: meta.ip_string(),
+            first_seen_at: now,
+            last_seen_at: now,
+        };
+        let notice = if announce && !device_hash.is_empty() {
+            let token = self.new_secret();
+            Some(SignInNotice {
+                report_token: NewToken {
+                    id: self.new_id(),
+                    account_id: account.id,
+                    purpose: TokenPurpose::SignInReport.as_str(),
+                    token_hash: self.hash_token(TokenPurpose::SignInReport, &token_bytes(&token)),
+                    created_at: now,
+                    expires_at: now + REPORT_LINK_TTL,
+                },
+                mail: self.outbox_item(
+                    "new_device_sign_in",
+                    &mail::new_device_sign_in(
+                        &self.branding(),
+                        &account.email,
+                        &mail::when(now),
+                        meta.ip_string().as_deref(),
+                        meta.user_agent_trimmed().as_deref(),
+                        token.expose_secret(),
+                    ),
+                )?,
+            })
+        } else {
+            None
+        };
+        // An empty hash means the client keeps no cookie: only its network can become known.
+        let audit = (!device_hash.is_empty()).then(|| {
+            self.audit(
+                "device_remembered",
+                Some(account.id),
+                meta,
+                json!({ "device_id": known.id, "network": network, "announced": notice.is_some() }),
+            )
+        });
+        let hash = (!device_hash.is_empty()).then_some(device_hash);
+        self.store
+            .remember_device(&known, hash, network, notice.as_ref(), audit.as_ref())
+            .await?;
+        if notice.is_some() {
+            self.outbox_wakeup.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Links in mail prove the mailbox as well as a code does: the browser that opens one
+    /// (verifying the address, resetting the password) becomes known, without an announcement.
+    pub(super) async fn trust_device_of_link(
+        &self,
+        account: AccountId,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let Some(account) = self.store.account_by_id(account).await? else {
+            return Ok(());
+        };
+        let s = self.sighting(&account, device, meta).await?;
+        if s.device_hash.is_empty() || (s.seen.device && s.seen.network != Some(false)) {
+            return Ok(());
+        }
+        self.record_device(&account, &s.device_hash, s.network.as_deref(), false, meta)
+            .await
+    }
+
+    /// A device-verification session (password accepted from an unknown browser or network).
+    async fn authenticate_device(&self, token: &str) -> Result<SessionContext, CoreError> {
+        let ctx = self.resolve_session(token).await?;
+        if ctx.session.kind != SessionKind::Device {
+            return Err(CoreError::Unauthenticated);
+        }
+        Ok(ctx)
+    }
+
+    /// Where the code went, for the page that asks for it.
+    pub async fn device_verification_hint(&self, token: &str) -> Result<String, CoreError> {
+        let ctx = self.authenticate_device(token).await?;
+        Ok(mask_email(&ctx.account.email))
+    }
+
+    /// Takes the emailed code. The device session is replaced by whatever the login needs
+    /// next (second factor, forced enrollment, or a full session), exactly as if the browser
+    /// had been known at the password step.
+    pub async fn confirm_device(
+        &self,
+        token: &str,
+        code: &str,
+        trusted_browser: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, CoreError> {
+        let ctx = self.authenticate_device(token).await?;
+        let account = &ctx.account;
+        let now = self.clock.now();
+        let key = format!("device:account:{}", account.id);
+        let budget = self.settings.second_factor_budget;
+        if let Some(retry_after_secs) = budget.blocked_for(self.store.attempts(&key).await?, now) {
+            return Err(CoreError::TooManyAttempts { retry_after_secs });
+        }
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        let used = if code.is_empty() || code.len() > 10 {
+            None
+        } else {
+            self.store
+                .consume_device_challenge(
+                    ctx.session.id,
+                    &self.device_code_hash(ctx.session.id, &code),
+                    now,
+                )
+                .await?
+        };
+        let Some(challenge) = used else {
+            self.store
+                .record_failure(&key, now, now - budget.window)
+                .await?;
+            let failures = self
+                .store
+                .record_session_factor_failure(ctx.session.id)
+                .await?;
+            let void = failures >= self.settings.partial_session_attempts;
+            let audit = self.audit(
+                if void {
+                    "device_verification_void"
+                } else {
+                    "device_code_failed"
+                },
+                Some(account.id),
+                meta,
+                json!({ "session_id": ctx.session.id }),
+            );
+            if void {
+                self.store
+                    .delete_session(account.id, ctx.session.id, &audit)
+                    .await?;
+                return Err(CoreError::SecondStepVoid);
+            }
+            self.store.record_audit(&audit).await?;
+            return Err(CoreError::WrongCode);
+        };
+        self.store.clear_attempts(&key).await?;
+        let announce = challenge.reason == Unfamiliar::Device && self.settings.devices.notify;
+        self.record_device(
+            account,
+            &challenge.device_hash,
+            challenge.network.as_deref(),
+            announce,
+            meta,
+        )
+        .await?;
+        let audit = self.audit(
+            "device_verified",
+            Some(account.id),
+            meta,
+            json!({ "session_id": ctx.session.id, "reason": challenge.reason.as_str() }),
+        );
+        self.store
+            .delete_session(account.id, ctx.session.id, &audit)
+            .await?;
+        self.after_password(account, trusted_browser, meta).await
+    }
+
+    /// "Send a new code" on the device-verification page (after the resend cooldown).
+    pub async fn resend_device_code(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let ctx = self.authenticate_device(token).await?;
+        let c = self
+            .store
+            .device_challenge(ctx.session.id)
+            .await?
+            .ok_or(CoreError::Unauthenticated)?;
+        let s = Sighting {
+            device_hash: c.device_hash,
+            network: c.network,
+            seen: Seen {
+                device: false,
+                network: None,
+            },
+        };
+        self.send_device_code(&ctx.account, ctx.session.id, &s, c.reason, true, meta)
+            .await
+    }
+
+    /// "This wasn't me" from a new-device mail: signs out every session, forgets trusted
+    /// browsers and known devices, and returns a password-reset token for the form (the link
+    /// proves the mailbox as a reset mail would). Works once.
+    pub async fn report_sign_in(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, CoreError> {
+        let bytes = decode_token(token).ok_or(CoreError::InvalidToken)?;
+        let hash = self.hash_token(TokenPurpose::SignInReport, &bytes);
+        let now = self.clock.now();
+        let record = self
+            .store
+            .find_token(TokenPurpose::SignInReport.as_str(), &hash)
+            .await?
+            .filter(|t| t.used_at.is_none() && t.expires_at > now)
+            .ok_or(CoreError::InvalidToken)?;
+        let reset = self.new_secret();
+        let reset_record = NewToken {
+            id: self.new_id(),
+            account_id: record.account_id,
+            purpose: TokenPurpose::PasswordReset.as_str(),
+            token_hash: self.hash_token(TokenPurpose::PasswordReset, &token_bytes(&reset)),
+            created_at: now,
+            expires_at: now + self.settings.password_reset_ttl,
+        };
+        let stamp = StampChange {
+            account: record.account_id,
+            stamp: self.new_stamp(),
+            keep_session: None,
+        };
+        let audit = self.audit("sign_in_reported", Some(record.account_id), meta, json!({}));
+        if !self
+            .store
+            .report_sign_in(&hash, now, &stamp, &reset_record, &audit)
+            .await?
+        {
+            return Err(CoreError::InvalidToken);
+        }
+        Ok(reset)
+    }
+
+    /// The browsers the account has signed in from, most recent first.
+    pub async fn account_known_devices(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<Vec<KnownDevice>, CoreError> {
+        Ok(self.store.known_devices_of(ctx.account.id).await?)
+    }
+
+    /// Forgets one known browser (its next sign-in needs an emailed code again), or all of
+    /// them with the account's networks.
+    pub async fn forget_known_devices(
+        &self,
+        ctx: &SessionContext,
+        id: Option<Uuid>,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let audit = self.audit(
+            "known_devices_forgotten",
+            Some(ctx.account.id),
+            meta,
+            json!({ "device_id": id }),
+        );
+        let n = self
+            .store
+            .forget_known_devices(ctx.account.id, id, &audit)
+            .await?;
+        if id.is_some() && n == 0 {
+            return Err(CoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Operator switch: whether a sign-in from a new IP network needs an emailed code.
+    pub async fn set_ip_verification(
+        &self,
+        email: &str,
+        on: bool,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let account = self.account_by_email(email).await?;
+        let audit = self.audit(
+            if on {
+                "ip_verification_on"
+            } else {
+                "ip_verification_off"
+            },
+            Some(account.id),
+            meta,
+            json!({}),
+        );
+        Ok(self
+            .store
+            .set_ip_verification(account.id, on, &audit)
+            .await?)
+    }
+
+    /// Housekeeping: drops device codes that expired a day ago.
+    pub async fn purge_device_challenges(&self) -> Result<u64, CoreError> {
+        let before = self.clock.now() - Duration::days(1);
+        Ok(self.store.purge_device_challenges(before).await?)
+    }
+}
