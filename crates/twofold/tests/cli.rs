@@ -332,6 +332,14 @@ fn config_check_redacts_secrets_and_refuses_unknown_keys() {
         Some(2),
         "unknown environment keys are refused too"
     );
+
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .env("TWOFOLD_DEVICES__IPV4_PREFIX", "40")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("devices.ipv4_prefix"));
 }
 
 #[test]
@@ -351,6 +359,40 @@ fn user_commands_and_healthcheck() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&show.stdout).contains("account_created_by_operator"));
+    assert!(String::from_utf8_lossy(&show.stdout).contains("IP verification: on"));
+
+    // The per-account switch of network checks: audited, shown, and only `on`/`off`.
+    let set = run(
+        &["user", "set", "ops@example.com", "--ip-verification", "off"],
+        &data,
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let show = String::from_utf8_lossy(&run(&["user", "show", "ops@example.com"], &data).stdout)
+        .into_owned();
+    assert!(show.contains("IP verification: off"), "{show}");
+    assert!(show.contains("ip_verification_off"), "{show}");
+    for bad in [
+        vec![
+            "user",
+            "set",
+            "ops@example.com",
+            "--ip-verification",
+            "maybe",
+        ],
+        vec![
+            "user",
+            "set",
+            "nobody@example.com",
+            "--ip-verification",
+            "on",
+        ],
+    ] {
+        assert!(!run(&bad, &data).status.success(), "{bad:?}");
+    }
 
     let server = Server::start(&data, &[]);
     let ok = Command::new(BIN)
