@@ -167,6 +167,51 @@ pub fn code_email(
     }
 }
 
+/// To the new address: the link that makes it the account's address.
+pub fn email_change_confirm(b: &Branding<'_>, to: &str, token: &str, hours: i64) -> Mail {
+    let link = format!("{}/account/email/confirm?token={token}", b.public_url);
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Confirm your new email address for {}", b.product),
+        text: format!(
+            "Hello,\n\nSomeone asked to sign in to {product} with {to} from now on. If that was \
+             you, confirm it by opening this link:\n\n{link}\n\n\
+             The link is valid for {hours} hours and works once.\n\n\
+             If you did not ask for this, ignore this message: nothing changes.\n",
+            product = b.product
+        ),
+    }
+}
+
+/// To the current address, when a change to `new_email` is requested.
+pub fn email_change_requested(b: &Branding<'_>, to: &str, new_email: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: format!("A change of your {} email address was requested", b.product),
+        text: format!(
+            "Hello,\n\nSomeone signed in to your {product} account ({to}) asked to change its \
+             address to {new_email}. It changes once the link we sent there is opened.\n\n\
+             If this was not you, sign in and change your password now: {url}/account/security\n",
+            product = b.product,
+            url = b.public_url
+        ),
+    }
+}
+
+/// To the old address, once the change is done.
+pub fn email_changed(b: &Branding<'_>, to: &str, new_email: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Your {} email address was changed", b.product),
+        text: format!(
+            "Hello,\n\nYour {product} account now signs in with {new_email} instead of {to}, and \
+             every other session was signed out. Links we mailed to {to} before no longer work.\n\n\
+             If this was not you, contact support at once.\n",
+            product = b.product
+        ),
+    }
+}
+
 /// A moment as people read it in mail: `1 December 2026, 10:53 UTC`.
 pub fn when(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);

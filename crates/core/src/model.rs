@@ -139,6 +139,26 @@ pub struct TokenRecord {
     pub used_at: Option<OffsetDateTime>,
 }
 
+/// A requested change of an account's address, waiting for the link sent to `new_email`.
+#[derive(Debug, Clone)]
+pub struct EmailChange {
+    pub id: Uuid,
+    pub account_id: AccountId,
+    pub new_email: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// How confirming an address change ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChangeOutcome {
+    Changed,
+    /// Used, expired or unknown link.
+    Invalid,
+    /// Another account has the address by now; nothing changed and the link still works.
+    Taken,
+}
+
 /// Failures counted against one key (an account or a client IP) of an attempt budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptRecord {

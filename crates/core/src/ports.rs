@@ -405,6 +405,36 @@ pub trait DeviceStore: Send + Sync {
 }
 
 #[async_trait]
+pub trait EmailChangeStore: Send + Sync {
+    /// Stores the change with its token, replacing the account's earlier unconfirmed ones,
+    /// and queues the mails (the link to the new address, the notice to the old one).
+    async fn start_email_change(
+        &self,
+        change: &EmailChange,
+        token_hash: &[u8],
+        mails: &[NewOutboxItem],
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// The unused, unexpired change behind a link.
+    async fn email_change(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<EmailChange>>;
+    /// Uses the link up (one conditional UPDATE) and, in the same transaction, sets the
+    /// address, voids the account's other mailed links (they went to the old address), applies
+    /// the new stamp and queues the notice to the old address.
+    async fn complete_email_change(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+        stamp: &StampChange,
+        mail: &NewOutboxItem,
+        audit: &AuditEvent,
+    ) -> StoreResult<EmailChangeOutcome>;
+}
+
+#[async_trait]
 pub trait PolicyStore: Send + Sync {
     /// A setting operators change while servers run (JSON), if one was ever stored.
     async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
@@ -556,6 +586,7 @@ pub trait Store:
     + WebauthnStore
     + TrustedBrowserStore
     + DeviceStore
+    + EmailChangeStore
     + PolicyStore
 {
 }
@@ -575,6 +606,7 @@ impl<T> Store for T where
         + WebauthnStore
         + TrustedBrowserStore
         + DeviceStore
+        + EmailChangeStore
         + PolicyStore
 {
 }

@@ -18,6 +18,8 @@ pub enum TokenPurpose {
     Device,
     /// The "this wasn't me" link in a new-device sign-in mail.
     SignInReport,
+    /// The link that confirms a new address for an account.
+    EmailChange,
 }
 
 impl TokenPurpose {
@@ -31,6 +33,7 @@ impl TokenPurpose {
             Self::TrustedBrowser => "trusted_browser",
             Self::Device => "device",
             Self::SignInReport => "sign_in_report",
+            Self::EmailChange => "email_change",
         }
     }
 }

@@ -13,6 +13,7 @@ mod challenges;
 mod codec;
 mod devices;
 mod effects;
+mod email_changes;
 mod factors;
 mod outbox;
 mod policy;

@@ -33,6 +33,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "remote_session.html",
     "device_verify.html",
     "report_sign_in.html",
+    "email_change_confirm.html",
 );
 
 pub struct Templates {

@@ -7,6 +7,7 @@ mod code_factors;
 mod code_use_cases;
 mod codes;
 mod devices;
+mod email_change;
 mod enrollment;
 mod keys;
 mod login;

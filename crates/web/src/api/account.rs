@@ -2,7 +2,7 @@ use super::ApiJson;
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::pages::describe_browser;
-use crate::session::ApiSession;
+use crate::session::{ApiSession, MaybeSession};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -83,6 +83,49 @@ pub async fn change_password(
         .change_password(&ctx, &body.current_password, &body.new_password, &meta)
         .await?;
     Ok(Json(json!({ "status": "password_changed" })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EmailChange {
+    new_email: String,
+    current_password: SecretString,
+}
+
+/// 202: a confirmation link went to the new address; the address changes when it is used.
+pub async fn request_email_change(
+    State(state): State<AppState>,
+    ApiSession(ctx): ApiSession,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<EmailChange>,
+) -> Result<Response, ApiError> {
+    state
+        .core()
+        .request_email_change(&ctx, &body.new_email, &body.current_password, &meta)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "confirmation_sent" })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Token {
+    token: String,
+}
+
+/// The link from the new mailbox; a session of the same account sending it stays signed in.
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    MaybeSession(current): MaybeSession,
+    Client(meta): Client,
+    ApiJson(body): ApiJson<Token>,
+) -> Result<Response, ApiError> {
+    let email = state
+        .core()
+        .confirm_email_change(&body.token, current.as_ref(), &meta)
+        .await?;
+    Ok(Json(json!({ "status": "email_changed", "email": email })).into_response())
 }
 
 /// Whether the signed-in user may use a sensitive permission now (`remote-session`): 200

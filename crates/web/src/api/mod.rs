@@ -44,6 +44,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
+        .route("/account/email", post(account::request_email_change))
+        .route(
+            "/account/email/confirm",
+            post(account::confirm_email_change),
+        )
         .route("/account/sessions", get(account::sessions))
         .route("/account/sessions/{id}", delete(account::revoke_session))
         .fallback(not_found)

@@ -317,6 +317,8 @@ fn event_label(event: &str) -> String {
         "backup_code_used" => "Backup code used".into(),
         "step_up" => "Confirmed with a second factor".into(),
         "two_factor_reset_by_operator" => "Two-factor authentication reset by an operator".into(),
+        "email_change_requested" => "Change of email address requested".into(),
+        "email_changed" => "Email address changed".into(),
         "device_code_sent" => "Sign-in from a new device or network: code emailed".into(),
         "device_verified" => "New device or network confirmed with the emailed code".into(),
         "device_code_failed" => "Wrong code for a new device or network".into(),

@@ -5,6 +5,7 @@ pub(crate) use account::describe_browser;
 mod auth;
 mod code_factors;
 mod devices;
+mod email_change;
 mod factors;
 mod keys;
 mod password_reset;
@@ -131,6 +132,11 @@ pub fn routes() -> Router<AppState> {
             post(account::revoke_session),
         )
         .route("/account/password", post(account::change_password))
+        .route("/account/email", post(email_change::request))
+        .route(
+            "/account/email/confirm",
+            get(email_change::confirm_page).post(email_change::confirm),
+        )
         .route(
             "/password-reset",
             get(password_reset::page).post(password_reset::request),
