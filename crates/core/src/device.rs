@@ -21,6 +21,10 @@ pub struct DeviceSettings {
     pub ipv6_prefix: u8,
     /// Mail the owner on every sign-in from a new device, with a "this wasn't me" link.
     pub notify: bool,
+    /// A MaxMind DB file (GeoLite2-City, GeoIP2-City or a Country edition): new-device mails
+    /// then name the approximate place. Read once at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geoip_database: Option<std::path::PathBuf>,
 }
 
 impl Default for DeviceSettings {
@@ -31,6 +35,7 @@ impl Default for DeviceSettings {
             ipv4_prefix: 24,
             ipv6_prefix: 48,
             notify: true,
+            geoip_database: None,
         }
     }
 }

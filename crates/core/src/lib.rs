@@ -8,6 +8,7 @@ pub mod device;
 pub mod email;
 pub mod error;
 pub mod factor;
+pub mod geo;
 pub mod keys;
 pub mod mail;
 pub mod model;

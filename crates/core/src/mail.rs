@@ -264,16 +264,20 @@ pub fn new_device_sign_in(
     to: &str,
     when: &str,
     ip: Option<&str>,
+    place: Option<&str>,
     browser: Option<&str>,
     report_token: &str,
 ) -> Mail {
     let link = format!("{}/login/report?token={report_token}", b.public_url);
+    let place = place
+        .map(|p| format!("Where:   {p} (approximate, from the IP address)\n"))
+        .unwrap_or_default();
     Mail {
         to: to.to_owned(),
         subject: format!("New sign-in to your {} account", b.product),
         text: format!(
             "Hello,\n\nYour {product} account ({to}) was just signed in to from a new device.\n\n\
-             When:    {when}\nIP:      {ip}\nBrowser: {browser}\n\n\
+             When:    {when}\n{place}IP:      {ip}\nBrowser: {browser}\n\n\
              If this was you, there is nothing to do.\n\n\
              If this wasn't you, open this link: it signs out every session, forgets remembered \
              browsers and devices, and lets you choose a new password:\n\n{link}\n\n\

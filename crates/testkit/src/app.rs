@@ -71,14 +71,22 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings
         ..CoreSettings::default()
     };
     configure(&mut settings);
-    let core = Arc::new(Core::new(
+    let geoip = settings.devices.geoip_database.as_ref().map(|path| {
+        twofold_core::geo::GeoIp::from_bytes(std::fs::read(path).expect("geoip file"))
+            .expect("geoip database")
+    });
+    let core = Core::new(
         Arc::new(store.clone()),
         clock.clone(),
         Arc::new(OsRandom),
         Arc::new(keys),
         Arc::new(hasher),
         settings,
-    ));
+    );
+    let core = Arc::new(match geoip {
+        Some(g) => core.with_geoip(g),
+        None => core,
+    });
     let mailer = SmtpMailer::new(&SmtpConfig {
         host: "127.0.0.1".into(),
         port: smtp.port(),

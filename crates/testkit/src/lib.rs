@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod db;
+pub mod mmdb;
 pub mod sms_gateway;
 pub mod smtp;
 pub mod totp;

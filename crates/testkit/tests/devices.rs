@@ -383,3 +383,38 @@ both_backends!(
     the_browser_that_opens_the_link_is_known,
     link_browsers_become_known
 );
+
+async fn place_in_the_mail(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("city.mmdb");
+    let bytes = twofold_testkit::mmdb::city_database(
+        "203.0.113.0".parse().unwrap(),
+        24,
+        "Testville",
+        "Examplia",
+        "EX",
+    );
+    std::fs::write(&path, bytes).unwrap();
+    let app = spawn_app_with(db, |s| {
+        s.devices = twofold_core::device::DeviceSettings {
+            geoip_database: Some(path.clone()),
+            ..Default::default()
+        }
+    })
+    .await;
+    let email = "geo@example.com";
+    app.verified_account(email, PW).await;
+    for (nth, ip) in ["203.0.113.40", "198.51.100.40"].into_iter().enumerate() {
+        let c = app.client();
+        log_in_from(&app, &c, email, ip).await;
+        let (code, _) = device_code(&app, email, nth).await;
+        assert_eq!(confirm(&app, &c, &code, ip).await.status(), 200);
+        let mail = notice(&app, email, nth).await;
+        let located = mail
+            .data
+            .contains("Where:   Testville, Examplia (approximate");
+        assert_eq!(located, nth == 0, "{ip}: {}", mail.data);
+    }
+    assert!(twofold_core::geo::GeoIp::from_bytes(b"not a database".to_vec()).is_err());
+}
+both_backends!(the_new_device_mail_names_the_place, place_in_the_mail);

@@ -73,6 +73,17 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
             .map(|(ring, _)| ring)
             .map_err(|e| format!("{e:#}"))
     }));
+    let core = match &settings.devices.geoip_database {
+        // A configured database that cannot be read is a mistake to report, not to skip.
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("devices.geoip_database: reading {}", path.display()))?;
+            let geoip = twofold_core::geo::GeoIp::from_bytes(bytes)
+                .map_err(|e| anyhow::anyhow!("devices.geoip_database: {}: {e}", path.display()))?;
+            core.with_geoip(geoip)
+        }
+        None => core,
+    };
     core.check_key_canary()
         .await
         .map_err(|e| match e {

@@ -340,6 +340,23 @@ fn config_check_redacts_secrets_and_refuses_unknown_keys() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("devices.ipv4_prefix"));
+
+    // A configured GeoIP database that is not one stops the start instead of being ignored.
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("city.mmdb");
+    std::fs::write(&bogus, b"not a database").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("TWOFOLD_DEVICES__GEOIP_DATABASE", &bogus)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("devices.geoip_database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

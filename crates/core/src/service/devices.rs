@@ -193,6 +193,11 @@ impl Core {
                         &account.email,
                         &mail::when(now),
                         meta.ip_string().as_deref(),
+                        self.geoip
+                            .as_ref()
+                            .zip(meta.ip)
+                            .and_then(|(g, ip)| g.place(ip))
+                            .as_deref(),
                         meta.user_agent_trimmed().as_deref(),
                         token.expose_secret(),
                     ),

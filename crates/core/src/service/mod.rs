@@ -139,6 +139,8 @@ pub struct Core {
     subjects: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Uuid>>,
     /// Reminder stages (deadline, days before) this node has finished sending.
     reminders_done: std::sync::Mutex<std::collections::HashSet<(i64, i64)>>,
+    /// Where addresses are, when the operator configured a GeoIP database.
+    geoip: Option<crate::geo::GeoIp>,
 }
 
 pub type KeySource = Arc<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
@@ -165,7 +167,14 @@ impl Core {
             subjects: std::sync::Mutex::new(std::collections::HashMap::new()),
             relying_party: std::sync::OnceLock::new(),
             reminders_done: Default::default(),
+            geoip: None,
         }
+    }
+
+    /// Names the approximate place of addresses in new-device mails.
+    pub fn with_geoip(mut self, geoip: crate::geo::GeoIp) -> Self {
+        self.geoip = Some(geoip);
+        self
     }
 
     /// Lets this node pick up keys added while it runs (`twofold keys rotate`).
