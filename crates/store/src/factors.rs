@@ -198,65 +198,67 @@ impl FactorStore for SqlStore {
         now: OffsetDateTime,
         audit: Option<&AuditEvent>,
     ) -> StoreResult<bool> {
-        const CONSUME: &str =
-            "UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
-                    drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
-             WHERE id = $1 AND status = 'active' AND last_step < $2";
-        let query = sqlx::query(CONSUME)
-            .bind(id.to_string())
-            .bind(step)
-            .bind(drift)
-            .bind(ms(now));
-        let Some(audit) = audit else {
-            let done = query
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            return Ok(done == 1);
-        };
-        if self.backend == crate::Backend::Postgres {
-            // One statement, one round trip: the audit row is written only if the UPDATE
-            // consumed the step, atomically, without a BEGIN/COMMIT exchange.
-            let row = sqlx::query(
+        // Every variant is one statement, one round trip; the audit row is written exactly
+        // when the UPDATE consumed the step, atomically, without a BEGIN/COMMIT exchange.
+        let sql = match (audit.is_some(), self.backend) {
+            (false, _) => {
+                "UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
+                        drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
+                 WHERE id = $1 AND status = 'active' AND last_step < $2"
+            }
+            (true, crate::Backend::Postgres) => {
                 "WITH consumed AS (
                      UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
                             drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
                      WHERE id = $1 AND status = 'active' AND last_step < $2
                      RETURNING id)
                  INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
-                 SELECT $5, $6, $7, $8, $9, $10, $11 FROM consumed
-                 RETURNING id",
-            )
+                 SELECT $5, $6, $7, $8, $9, $10, $11 FROM consumed"
+            }
+            // SQLite has no data-modifying CTE: the audit row rides along in `pending_audit`
+            // and the trigger `factors_step_audit` writes it in the UPDATE's own transaction.
+            (true, crate::Backend::Sqlite) => {
+                "UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
+                        drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END,
+                        pending_audit = $5
+                 WHERE id = $1 AND status = 'active' AND last_step < $2"
+            }
+        };
+        let mut query = sqlx::query(sql)
             .bind(id.to_string())
             .bind(step)
             .bind(drift)
-            .bind(ms(now))
-            .bind(audit.id.to_string())
-            .bind(ms(audit.at))
-            .bind(audit.account_id.map(|a| a.to_string()))
-            .bind(audit.event)
-            .bind(audit.ip.clone())
-            .bind(audit.user_agent.clone())
-            .bind(audit.detail.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-            return Ok(row.is_some());
+            .bind(ms(now));
+        if let Some(audit) = audit {
+            query = match self.backend {
+                crate::Backend::Postgres => query
+                    .bind(audit.id.to_string())
+                    .bind(ms(audit.at))
+                    .bind(audit.account_id.map(|a| a.to_string()))
+                    .bind(audit.event)
+                    .bind(audit.ip.clone())
+                    .bind(audit.user_agent.clone())
+                    .bind(audit.detail.to_string()),
+                crate::Backend::Sqlite => query.bind(
+                    serde_json::json!({
+                        "id": audit.id.to_string(),
+                        "at": ms(audit.at),
+                        "account_id": audit.account_id.map(|a| a.to_string()),
+                        "event": audit.event,
+                        "ip": audit.ip,
+                        "user_agent": audit.user_agent,
+                        "detail": audit.detail.to_string(),
+                    })
+                    .to_string(),
+                ),
+            };
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        if query
-            .execute(&mut *tx)
+        let done = query
+            .execute(&self.pool)
             .await
             .map_err(db_error)?
-            .rows_affected()
-            != 1
-        {
-            return Ok(false);
-        }
-        insert_audit(&mut *tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
+            .rows_affected();
+        Ok(done == 1)
     }
 
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool> {

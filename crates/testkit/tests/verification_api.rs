@@ -276,6 +276,20 @@ async fn one_code_verifies_once_under_concurrency(db: TestDb) {
     let (_, secret, _) = active_factor(&app, &k, "racer-totp").await;
     let (_, _, codes) = active_factor(&app, &k, "racer-backup").await;
     app.clock.advance(Duration::seconds(30));
+    let verified_events = || async {
+        let rows =
+            sqlx::query("SELECT detail FROM audit_log WHERE event = 'second_factor_verified'")
+                .fetch_all(app.store.pool())
+                .await
+                .unwrap();
+        rows.iter()
+            .map(|r| {
+                let detail: String = sqlx::Row::get(r, "detail");
+                serde_json::from_str::<Value>(&detail).unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = verified_events().await.len();
     for (subject, code) in [
         ("racer-totp", oathtool_code(&secret, app.clock_now())),
         ("racer-backup", codes[3].clone()),
@@ -304,6 +318,16 @@ async fn one_code_verifies_once_under_concurrency(db: TestDb) {
             "exactly one of 50 concurrent requests with {code} may succeed"
         );
     }
+    // One audit row per success, written with the consumption (a trigger on SQLite, a CTE on
+    // PostgreSQL), with its detail intact.
+    let events = verified_events().await;
+    assert_eq!(events.len(), before + 2, "{events:?}");
+    assert!(
+        events[before..].iter().all(|d| d["owner"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("subject:"))),
+        "{events:?}"
+    );
 }
 both_backends!(
     concurrent_replay_case,
