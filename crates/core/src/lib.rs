@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP or SQL. Time, randomness, storage and delivery come in
 //! through the traits in [`ports`], so every rule can be tested with a fake clock.
 
+pub mod assurance;
 pub mod clock;
 pub mod device;
 pub mod email;

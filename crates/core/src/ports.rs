@@ -118,7 +118,13 @@ pub trait SessionStore: Send + Sync {
         full: &NewSession,
         audit: &AuditEvent,
     ) -> StoreResult<bool>;
-    async fn mark_step_up(&self, id: SessionId, at: OffsetDateTime) -> StoreResult<()>;
+    /// A second factor proven in a full session: when, and the session's `amr` with it.
+    async fn mark_step_up(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+        amr: &[String],
+    ) -> StoreResult<()>;
     /// Deletes partial sessions that expired, returning their accounts (each node sees each once).
     async fn take_expired_partial_sessions(
         &self,

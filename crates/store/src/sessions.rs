@@ -195,10 +195,17 @@ impl SessionStore for SqlStore {
         Ok(true)
     }
 
-    async fn mark_step_up(&self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET step_up_at = $2 WHERE id = $1")
+    async fn mark_step_up(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+        amr: &[String],
+    ) -> StoreResult<()> {
+        let amr = serde_json::to_string(amr).map_err(|e| StoreError::Other(e.to_string()))?;
+        sqlx::query("UPDATE sessions SET step_up_at = $2, amr = $3 WHERE id = $1")
             .bind(id.to_string())
             .bind(ms(at))
+            .bind(amr)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;

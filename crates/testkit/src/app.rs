@@ -124,6 +124,7 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings
             // Tests play clients on other networks with X-Forwarded-For from loopback.
             trusted_proxies: vec!["127.0.0.0/8".parse().expect("loopback net")],
             templates_dir: None,
+            cookie_domain: None,
             branding: Branding::default(),
         },
     )

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod db;
 pub mod mmdb;
+pub mod nginx;
 pub mod sms_gateway;
 pub mod smtp;
 pub mod totp;

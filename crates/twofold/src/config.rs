@@ -47,6 +47,9 @@ pub struct Settings {
     /// A sign-in from a browser or IP network the account has not used needs a code sent by
     /// email first (on by default), and the owner hears of every new device.
     pub devices: twofold_core::device::DeviceSettings,
+    /// What requests a reverse proxy checks with `GET /api/v1/forward-auth` need, per host
+    /// and path prefix: `public`, `one_factor`, `two_factors` or `phishing_resistant`.
+    pub forward_auth: twofold_core::assurance::ForwardAuthRules,
     pub branding: Branding,
 }
 
@@ -206,6 +209,9 @@ pub struct SessionSettings {
     /// How long "remember this browser" lasts, from the moment it is ticked (signing in again
     /// does not extend it). 0 removes the option.
     pub trusted_browser_days: u32,
+    /// Share the session cookie with this domain and its subdomains, so that forward-auth
+    /// protects `app.example.com` while Twofold runs at `login.example.com`. Default: host only.
+    pub cookie_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -238,6 +244,7 @@ impl Default for Settings {
             second_factor: SecondFactorSettings::default(),
             policy: Default::default(),
             devices: Default::default(),
+            forward_auth: Default::default(),
             branding: Branding::default(),
         }
     }
@@ -268,6 +275,7 @@ impl Default for SessionSettings {
             lifetime_hours: 14 * 24,
             step_up_seconds: 300,
             trusted_browser_days: 30,
+            cookie_domain: None,
         }
     }
 }
@@ -385,6 +393,9 @@ impl Settings {
         }
         if self.session.idle_timeout_minutes == 0 || self.session.lifetime_hours == 0 {
             bail!("session timeouts must be positive");
+        }
+        if let Err(m) = self.forward_auth.validate() {
+            bail!("{m}");
         }
         if let Err(m) = self.devices.validate() {
             bail!("{m}");

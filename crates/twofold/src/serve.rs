@@ -57,6 +57,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         relying_party: settings.webauthn.relying_party(),
         policy: settings.policy.clone(),
         devices: settings.devices.clone(),
+        forward_auth: settings.forward_auth.clone(),
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();
@@ -153,6 +154,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         trusted_proxies: settings.trusted_proxies.clone(),
         templates_dir: settings.templates_dir.clone(),
         branding: settings.branding.clone(),
+        cookie_domain: settings.session.cookie_domain.clone(),
     };
     let state = AppState::new(core.clone(), web).map_err(|e| anyhow::anyhow!(e))?;
     let app = twofold_web::router(state);

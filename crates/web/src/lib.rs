@@ -6,6 +6,7 @@ mod api;
 mod client;
 mod csrf;
 pub mod error;
+mod forward_auth;
 mod headers;
 mod health;
 mod pages;
@@ -31,6 +32,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
+        .route(
+            "/forward-auth/start",
+            axum::routing::get(forward_auth::start),
+        )
         .nest("/api/v1", api::routes())
         .merge(health::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -13,7 +13,10 @@ use twofold_core::service::SessionContext;
 /// `__Host-` cookies must be `Secure`, which plain-http development cannot send back, so the
 /// prefix (and `Secure`) is used exactly when the public URL is https.
 pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
+    let shared = state.settings().cookie_domain.is_some();
     match (state.settings().secure_cookies(), base) {
+        // `__Host-` forbids a Domain attribute; a session shared with subdomains is `__Secure-`.
+        (true, "session") if shared => "__Secure-twofold_session",
         (true, "session") => "__Host-twofold_session",
         (false, "session") => "twofold_session",
         (true, "passkey") => "__Host-twofold_passkey",
@@ -22,6 +25,8 @@ pub fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
         (false, "trusted") => "twofold_trusted",
         (true, "reauth") => "__Host-twofold_reauth",
         (false, "reauth") => "twofold_reauth",
+        (true, "return") => "__Host-twofold_return",
+        (false, "return") => "twofold_return",
         (true, "device") => "__Host-twofold_device",
         (false, "device") => "twofold_device",
         (true, _) => "__Host-twofold_csrf",
@@ -42,6 +47,13 @@ pub fn build_cookie(
         .secure(state.settings().secure_cookies());
     if let Some(age) = max_age {
         c = c.max_age(age);
+    }
+    // Only the session is shared with subdomains (forward-auth behind one login); every other
+    // cookie is read by Twofold alone.
+    if base == "session"
+        && let Some(domain) = &state.settings().cookie_domain
+    {
+        c = c.domain(domain.clone());
     }
     c.build()
 }

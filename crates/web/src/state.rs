@@ -35,6 +35,9 @@ pub struct WebSettings {
     /// Templates here override the built-in ones of the same name.
     pub templates_dir: Option<PathBuf>,
     pub branding: Branding,
+    /// Share the session cookie with this domain and its subdomains (for forward-auth in
+    /// front of `app.example.com` with Twofold at `login.example.com`). Default: host only.
+    pub cookie_domain: Option<String>,
 }
 
 impl WebSettings {
@@ -98,6 +101,7 @@ mod tests {
     #[test]
     fn origin_strips_path() {
         let mut s = WebSettings {
+            cookie_domain: None,
             public_url: "https://auth.example.com/base".into(),
             trusted_proxies: vec![],
             templates_dir: None,

@@ -153,6 +153,13 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<Option<Vec<String>>, CoreError> {
         self.require_step_up(ctx).await?;
+        let owner = Owner::Account(ctx.account.id);
+        let is_sms = self
+            .store
+            .factors_of(&owner.key())
+            .await?
+            .iter()
+            .any(|f| f.id == id && f.kind == "sms");
         let codes = self
             .confirm_code_factor(
                 &Owner::Account(ctx.account.id),
@@ -163,8 +170,8 @@ impl Core {
             )
             .await?;
         // Typing the code sent to the new factor proves a second factor just now.
-        self.store
-            .mark_step_up(ctx.session.id, self.clock.now())
+        let method = if is_sms { "sms" } else { "otp" };
+        self.record_step_up(ctx, &["pwd".into(), method.into(), "mfa".into()])
             .await?;
         Ok(codes)
     }

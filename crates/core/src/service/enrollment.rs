@@ -444,8 +444,7 @@ impl Core {
             .confirm_totp(&owner, id, code, Changer::Session(ctx), meta)
             .await?;
         // Typing a code from the new authenticator proves a second factor just now.
-        self.store
-            .mark_step_up(ctx.session.id, self.clock.now())
+        self.record_step_up(ctx, &["pwd".into(), "otp".into(), "mfa".into()])
             .await?;
         Ok(codes)
     }

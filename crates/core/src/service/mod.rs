@@ -9,6 +9,7 @@ mod codes;
 mod devices;
 mod email_change;
 mod enrollment;
+mod forward_auth;
 mod keys;
 mod login;
 mod outbox;
@@ -28,6 +29,7 @@ pub use code_factors::{CodePurpose, SentCode};
 pub use code_use_cases::{CodeFactorView, SecondStepStatus};
 pub use codes::CodeUse;
 pub use enrollment::{FactorView, PendingTotp};
+pub use forward_auth::{ForwardAuth, NextStep};
 pub use login::LoginOutcome;
 pub use outbox::DeliveryReport;
 pub use permissions::{Grant, Permission};
@@ -88,6 +90,8 @@ pub struct CoreSettings {
     pub policy: crate::policy::Policy,
     /// New-device and new-network verification, and new-device mails.
     pub devices: crate::device::DeviceSettings,
+    /// What requests checked by a reverse proxy (forward-auth) need, per host and path.
+    pub forward_auth: crate::assurance::ForwardAuthRules,
 }
 
 impl Default for CoreSettings {
@@ -114,6 +118,7 @@ impl Default for CoreSettings {
             trusted_browser_ttl: Some(Duration::days(30)),
             policy: Default::default(),
             devices: Default::default(),
+            forward_auth: Default::default(),
         }
     }
 }

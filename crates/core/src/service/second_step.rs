@@ -212,6 +212,30 @@ impl Core {
         }
     }
 
+    /// Records a second factor proven inside a full session: the step-up time, and its
+    /// methods added to the session's `amr` (so that forward-auth and OIDC see them).
+    pub(super) async fn record_step_up(
+        &self,
+        ctx: &SessionContext,
+        used: &[String],
+    ) -> Result<(), CoreError> {
+        let mut amr = ctx.session.amr.clone();
+        for m in used {
+            if !amr.contains(m) {
+                amr.push(m.clone());
+            }
+        }
+        // `mfa` last, as logins write it.
+        if amr.iter().any(|m| m == "mfa") {
+            amr.retain(|m| m != "mfa");
+            amr.push("mfa".into());
+        }
+        self.store
+            .mark_step_up(ctx.session.id, self.clock.now(), &amr)
+            .await?;
+        Ok(())
+    }
+
     /// Proves a second factor again inside a full session.
     pub async fn step_up(
         &self,
@@ -232,9 +256,7 @@ impl Core {
             .await?
         {
             Some(used) => {
-                self.store
-                    .mark_step_up(ctx.session.id, self.clock.now())
-                    .await?;
+                self.record_step_up(ctx, &used.amr()).await?;
                 let audit = self.audit(
                     "step_up",
                     Some(ctx.account.id),

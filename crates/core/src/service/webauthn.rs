@@ -242,8 +242,8 @@ impl Core {
                 meta,
             )
             .await?;
-        self.store
-            .mark_step_up(ctx.session.id, self.clock.now())
+        // Registering a key proves holding it, not how it verified the user: no key `amr`.
+        self.record_step_up(ctx, &["pwd".into(), "mfa".into()])
             .await?;
         Ok(codes)
     }
@@ -582,10 +582,8 @@ impl Core {
             )
             .await
         {
-            Ok(_) => {
-                self.store
-                    .mark_step_up(ctx.session.id, self.clock.now())
-                    .await?;
+            Ok(used) => {
+                self.record_step_up(ctx, &used.amr()).await?;
                 Ok(())
             }
             Err(e @ CoreError::KeyRejected(_)) => {

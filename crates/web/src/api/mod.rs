@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
             "/session/second-factor/code",
             post(auth::second_factor_send),
         )
+        .route("/forward-auth", get(crate::forward_auth::check))
         .route("/session/device", post(auth::confirm_device))
         .route("/session/device/code", post(auth::resend_device_code))
         .route("/session/step-up", post(auth::step_up))

@@ -25,6 +25,11 @@ pub async fn account_page(
     PageSession(ctx): PageSession,
     Query(q): Query<AccountQuery>,
 ) -> Response {
+    // Signed in after forward-auth sent the browser here: back to where it was going.
+    let (jar, back) = crate::forward_auth::take_return(&state, jar);
+    if let Some(to) = back {
+        return (jar, Redirect::to(&to)).into_response();
+    }
     let notice = q
         .backup_codes_left
         .map(|n| format!("You signed in with a backup code. {n} unused backup codes are left."));
