@@ -21,6 +21,8 @@ pub struct Account {
     /// A sign-in from an IP network this account has not used needs an emailed code (an
     /// operator can turn this off for one account).
     pub ip_verification: bool,
+    /// Runs the installation; the policy may hold operators to phishing-resistant sign-in.
+    pub operator: bool,
 }
 
 /// Password hashes stay out of debug output (and so out of any log line).
@@ -485,6 +487,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             two_factor_required: false,
             ip_verification: true,
+            operator: false,
         };
         let printed = format!("{account:?}");
         assert!(printed.contains("a@example.com"));

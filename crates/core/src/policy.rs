@@ -43,6 +43,10 @@ pub struct Policy {
     pub enforce_from: Option<Date>,
     /// Factor types that count and may be added. Empty: all of them.
     pub allowed_methods: Vec<String>,
+    /// Operator accounts must sign in with a security key or passkey that verifies the user
+    /// (WebAuthn with user verification): no codes, no backup codes, no remembered browser.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub operators_phishing_resistant: bool,
 }
 
 /// What the policy asks of one account now.
@@ -108,6 +112,21 @@ impl Policy {
         METHODS.iter().copied().filter(|m| self.allows(m)).collect()
     }
 
+    /// Whether this account must sign in with a phishing-resistant factor (a key with user
+    /// verification), whatever else it has.
+    pub fn phishing_resistant_for(&self, operator: bool) -> bool {
+        operator && self.operators_phishing_resistant
+    }
+
+    /// The factor types that count and may be added for this account.
+    pub fn allowed_for(&self, operator: bool) -> Vec<&'static str> {
+        if self.phishing_resistant_for(operator) {
+            vec!["webauthn"]
+        } else {
+            self.allowed()
+        }
+    }
+
     /// Refuses a policy that cannot mean what its author wanted.
     pub fn validate(&self) -> Result<(), String> {
         if let Some(m) = self
@@ -119,6 +138,12 @@ impl Policy {
                 "unknown method \"{m}\" in allowed_methods (known: {})",
                 METHODS.join(", ")
             ));
+        }
+        if self.operators_phishing_resistant && !self.allows("webauthn") {
+            return Err(
+                "operators_phishing_resistant needs security keys and passkeys: add \"webauthn\" to allowed_methods"
+                    .into(),
+            );
         }
         if self.enforce_from.is_some() && self.required != Required::All {
             return Err(
@@ -185,6 +210,7 @@ mod tests {
             required: Required::All,
             enforce_from: Some(d),
             allowed_methods: vec![],
+            operators_phishing_resistant: false,
         }
     }
 
@@ -260,6 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn operators_can_be_held_to_keys() {
+        let p = Policy {
+            operators_phishing_resistant: true,
+            ..Policy::default()
+        };
+        assert!(p.phishing_resistant_for(true) && !p.phishing_resistant_for(false));
+        assert_eq!(p.allowed_for(true), vec!["webauthn"]);
+        assert_eq!(p.allowed_for(false), p.allowed());
+        assert!(p.validate().is_ok());
+        let contradiction = Policy {
+            allowed_methods: vec!["totp".into()],
+            ..p
+        };
+        assert!(contradiction.validate().is_err());
+        let json = serde_json::to_string(&Policy::default()).unwrap();
+        assert!(
+            !json.contains("operators"),
+            "off is the default and is not written: {json}"
+        );
+    }
+
+    #[test]
     fn allowed_methods_filter_and_validate() {
         let p = Policy {
             allowed_methods: vec!["totp".into(), "webauthn".into()],
@@ -277,6 +325,7 @@ mod tests {
             required: Required::NewAccounts,
             enforce_from: Some(date!(2027 - 01 - 21)),
             allowed_methods: vec![],
+            operators_phishing_resistant: false,
         };
         assert!(orphan_day.validate().is_err());
         assert!(all_from(date!(2027 - 01 - 21)).validate().is_ok());

@@ -35,6 +35,7 @@ pub trait AccountStore: Send + Sync {
     async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>>;
     async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>>;
     async fn list_accounts(&self, limit: u32, offset: u32) -> StoreResult<Vec<Account>>;
+    async fn set_operator(&self, id: AccountId, on: bool, audit: &AuditEvent) -> StoreResult<()>;
     /// Replaces the hash only if it is still `old` (an upgrade of parameters on login).
     async fn upgrade_password_hash(&self, id: AccountId, old: &str, new: &str) -> StoreResult<()>;
     /// Sets a new password and security stamp; deletes every session except `keep`, which

@@ -12,7 +12,7 @@ use twofold_core::ports::{AccountStore, StoreResult};
 /// The account columns, as a macro so queries stay `&'static str` (sqlx refuses dynamic SQL).
 macro_rules! account_columns {
     () => {
-        "id, email, password_hash, email_verified_at, security_stamp, created_at, two_factor_required, ip_verification"
+        "id, email, password_hash, email_verified_at, security_stamp, created_at, two_factor_required, ip_verification, operator"
     };
 }
 
@@ -26,11 +26,24 @@ pub(crate) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
         created_at: from_ms(get(row, "created_at")?)?,
         two_factor_required: get::<i64>(row, "two_factor_required")? != 0,
         ip_verification: get::<i64>(row, "ip_verification")? != 0,
+        operator: get::<i64>(row, "operator")? != 0,
     })
 }
 
 #[async_trait]
 impl AccountStore for SqlStore {
+    async fn set_operator(&self, id: AccountId, on: bool, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("UPDATE accounts SET operator = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(i64::from(on))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        insert_audit(&mut *tx, audit).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
     async fn create_account(
         &self,
         account: &NewAccount,

@@ -24,6 +24,7 @@ fn all_from(app: &TestApp, days_ahead: i64) -> Policy {
         required: Required::All,
         enforce_from: Some((app.clock.now() + Duration::days(days_ahead)).date()),
         allowed_methods: vec![],
+        operators_phishing_resistant: false,
     }
 }
 
@@ -176,6 +177,7 @@ async fn new_accounts_at_once(db: TestDb) {
             required: Required::NewAccounts,
             enforce_from: None,
             allowed_methods: vec!["totp".into(), "webauthn".into()],
+            operators_phishing_resistant: false,
         },
     )
     .await;

@@ -26,6 +26,10 @@ pub enum PolicyCommand {
         /// or `all`.
         #[arg(long)]
         allowed_methods: Option<String>,
+        /// `on`: operator accounts sign in only with a security key or passkey that verifies
+        /// the user (no codes, no backup codes, no remembered browser).
+        #[arg(long, value_parser = ["on", "off"])]
+        operators_phishing_resistant: Option<String>,
     },
 }
 
@@ -56,6 +60,14 @@ fn print(policy: &Policy, source: PolicySource) {
         }
     );
     println!(
+        "operators:       {}",
+        if policy.operators_phishing_resistant {
+            "security key or passkey required (phishing-resistant)"
+        } else {
+            "as everyone"
+        }
+    );
+    println!(
         "source:          {}",
         match source {
             PolicySource::Database => "database (twofold policy set)",
@@ -77,7 +89,11 @@ pub async fn run(settings: &Settings, command: PolicyCommand) -> Result<()> {
                 required,
                 enforce_from,
                 allowed_methods,
+                operators_phishing_resistant,
             } => {
+                if let Some(v) = operators_phishing_resistant {
+                    policy.operators_phishing_resistant = v == "on";
+                }
                 if let Some(r) = required {
                     policy.required = r;
                 }

@@ -14,7 +14,14 @@ pub enum UserCommand {
         /// Mark the email address as verified (no verification mail is sent).
         #[arg(long)]
         verified: bool,
+        /// Make the account an operator.
+        #[arg(long)]
+        operator: bool,
     },
+    /// Make an account an operator (audited).
+    Promote { email: String },
+    /// Make an operator an ordinary account again (audited).
+    Demote { email: String },
     /// Show one account and its recent security events.
     Show { email: String },
     /// Remove every second factor and backup code of an account (for example a lost phone),
@@ -44,8 +51,13 @@ pub enum UserCommand {
 
 pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
     let (core, store) = build_core(settings, &settings.public_url_for(settings.listen)).await?;
+    let promote = matches!(command, UserCommand::Promote { .. });
     let result = match command {
-        UserCommand::Create { email, verified } => {
+        UserCommand::Create {
+            email,
+            verified,
+            operator,
+        } => {
             eprintln!("Password (one line on standard input):");
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;
@@ -59,7 +71,16 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                 .await
             {
                 Ok(id) => {
-                    println!("created account {id} for {}", email.trim().to_lowercase());
+                    if operator {
+                        core.set_operator(&email, true, &meta)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    println!(
+                        "created {} {id} for {}",
+                        if operator { "operator" } else { "account" },
+                        email.trim().to_lowercase()
+                    );
                     Ok(())
                 }
                 Err(e) => bail!("{e}"),
@@ -87,6 +108,10 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                 } else {
                     "no"
                 }
+            );
+            println!(
+                "operator:    {}",
+                if account.operator { "yes" } else { "no" }
             );
             println!(
                 "IP verification: {}",
@@ -133,6 +158,26 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<()> {
                 "IP verification is {} for {}",
                 if on { "on" } else { "off" },
                 email.trim().to_lowercase()
+            );
+            Ok(())
+        }
+        UserCommand::Promote { email } | UserCommand::Demote { email } => {
+            let on = promote;
+            let meta = RequestMeta {
+                ip: None,
+                user_agent: Some("twofold cli".into()),
+            };
+            core.set_operator(&email, on, &meta)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{} is {}",
+                email.trim().to_lowercase(),
+                if on {
+                    "an operator"
+                } else {
+                    "no longer an operator"
+                }
             );
             Ok(())
         }

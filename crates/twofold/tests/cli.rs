@@ -392,6 +392,41 @@ fn user_commands_and_healthcheck() {
         .into_owned();
     assert!(show.contains("IP verification: off"), "{show}");
     assert!(show.contains("ip_verification_off"), "{show}");
+    // Operators: promoted and demoted (audited), and the policy that holds them to keys.
+    assert!(
+        run(&["user", "promote", "ops@example.com"], &data)
+            .status
+            .success()
+    );
+    let show = String::from_utf8_lossy(&run(&["user", "show", "ops@example.com"], &data).stdout)
+        .into_owned();
+    assert!(
+        show.contains("operator:    yes") && show.contains("operator_promoted"),
+        "{show}"
+    );
+    assert!(
+        run(&["user", "demote", "ops@example.com"], &data)
+            .status
+            .success()
+    );
+    let show = String::from_utf8_lossy(&run(&["user", "show", "ops@example.com"], &data).stdout)
+        .into_owned();
+    assert!(show.contains("operator:    no"), "{show}");
+    let set = run(
+        &["policy", "set", "--operators-phishing-resistant", "on"],
+        &data,
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert!(String::from_utf8_lossy(&set.stdout).contains("security key or passkey required"));
+    let contradiction = run(&["policy", "set", "--allowed-methods", "totp"], &data);
+    assert!(
+        !contradiction.status.success(),
+        "keys are needed for operators"
+    );
     for bad in [
         vec![
             "user",

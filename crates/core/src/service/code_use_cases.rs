@@ -199,6 +199,8 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<SentCode, CoreError> {
         let ctx = self.authenticate_partial(partial_token).await?;
+        // No text or mail for an account that may not use the code.
+        self.require_key_if_bound(&ctx.account, None).await?;
         self.send_code(
             &Owner::Account(ctx.account.id),
             factor_id,

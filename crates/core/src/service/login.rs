@@ -132,23 +132,31 @@ impl Core {
     ) -> Result<LoginOutcome, CoreError> {
         let now = self.clock.now();
         let account = account.clone();
-        let methods = self.second_factor_methods(&account).await?;
-        if methods.is_empty() {
-            let policy = self.policy().await?;
-            if policy.requirement(account.two_factor_required, now)
-                == crate::policy::Requirement::Required
-            {
-                // No remembered browser skips this: it has no second factor to skip.
-                let (token, _) = self
-                    .start_session(&account, SessionKind::Enrollment, vec!["pwd".into()], meta)
-                    .await?;
-                return Ok(LoginOutcome::EnrollmentRequired {
-                    token,
-                    methods: policy.allowed(),
-                });
-            }
+        let policy = self.policy().await?;
+        // Operators the policy holds to keys: only a key counts, and nothing skips it.
+        let keys_only = policy.phishing_resistant_for(account.operator);
+        let mut methods = self.second_factor_methods(&account).await?;
+        if keys_only {
+            methods.retain(|m| m == "webauthn");
         }
-        if !methods.is_empty() && self.is_trusted_browser(&account, trusted_browser).await? {
+        if methods.is_empty()
+            && (keys_only
+                || policy.requirement(account.two_factor_required, now)
+                    == crate::policy::Requirement::Required)
+        {
+            // No remembered browser skips this: it has no second factor to skip.
+            let (token, _) = self
+                .start_session(&account, SessionKind::Enrollment, vec!["pwd".into()], meta)
+                .await?;
+            return Ok(LoginOutcome::EnrollmentRequired {
+                token,
+                methods: policy.allowed_for(account.operator),
+            });
+        }
+        if !methods.is_empty()
+            && !keys_only
+            && self.is_trusted_browser(&account, trusted_browser).await?
+        {
             // A remembered browser skips the second factor; the session says only `pwd`, so
             // sensitive changes still ask for a fresh second factor.
             let (token, session) = self

@@ -106,7 +106,12 @@ impl Core {
         ctx: &SessionContext,
         kind: &str,
     ) -> Result<(), CoreError> {
-        if !self.policy().await?.allows(kind) {
+        if !self
+            .policy()
+            .await?
+            .allowed_for(ctx.account.operator)
+            .contains(&kind)
+        {
             return Err(CoreError::PolicyForbids(
                 "Your organisation does not allow this method. Choose another one.",
             ));

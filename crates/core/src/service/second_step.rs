@@ -34,6 +34,32 @@ impl Core {
         Ok(methods)
     }
 
+    /// Operators the policy holds to phishing-resistant sign-in may complete the second step
+    /// only with a key that verified the user (`used`; `None` refuses anything before it is
+    /// tried).
+    pub(super) async fn require_key_if_bound(
+        &self,
+        account: &Account,
+        used: Option<&super::CodeUse>,
+    ) -> Result<(), CoreError> {
+        if !self
+            .policy()
+            .await?
+            .phishing_resistant_for(account.operator)
+        {
+            return Ok(());
+        }
+        match used {
+            Some(super::CodeUse::Key {
+                user_verified: true,
+                ..
+            }) => Ok(()),
+            _ => Err(CoreError::PolicyForbids(
+                "Operator accounts sign in with their passkey: use “Sign in with a passkey” on the sign-in page.",
+            )),
+        }
+    }
+
     /// A partial session (password done, second factor pending), for the second-step pages.
     pub async fn authenticate_partial(&self, token: &str) -> Result<SessionContext, CoreError> {
         let ctx = self.resolve_session(token).await?;
@@ -53,6 +79,8 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<(SecretString, Session, Option<u32>), CoreError> {
         let ctx = self.authenticate_partial(partial_token).await?;
+        // Refused before anything is checked or consumed.
+        self.require_key_if_bound(&ctx.account, None).await?;
         let owner = Owner::Account(ctx.account.id);
         let Some(used) = self
             .use_second_factor(
@@ -86,6 +114,8 @@ impl Core {
         used: super::CodeUse,
         meta: &RequestMeta,
     ) -> Result<(SecretString, Session, Option<u32>), CoreError> {
+        // Every way through the second step ends here: the one place the operator rule holds.
+        self.require_key_if_bound(&ctx.account, Some(&used)).await?;
         let amr = used.amr();
         let (token, full) = self.new_session(&ctx.account, SessionKind::Full, amr, meta);
         let audit = self.audit(

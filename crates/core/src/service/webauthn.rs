@@ -130,6 +130,18 @@ impl Core {
         kind: KeyKind,
     ) -> Result<CeremonyStart, CoreError> {
         self.require_may_add(ctx, "webauthn").await?;
+        // Held to phishing-resistant sign-in, an operator signs in with a passkey (discoverable,
+        // user verification required); a plain security key would lock it out.
+        if kind != KeyKind::Passkey
+            && self
+                .policy()
+                .await?
+                .phishing_resistant_for(ctx.account.operator)
+        {
+            return Err(CoreError::PolicyForbids(
+                "Operator accounts add a passkey (a key or device that asks for your PIN or biometrics).",
+            ));
+        }
         self.begin_key_registration(
             &*self.relying_party()?,
             &Owner::Account(ctx.account.id),

@@ -167,8 +167,11 @@ pub(super) async fn security(
         Ok(n) => n,
         Err(e) => return error_page(state, e),
     };
-    let allowed = match state.core().policy().await {
-        Ok(p) => p.allowed(),
+    let (allowed, passkeys_only) = match state.core().policy().await {
+        Ok(p) => (
+            p.allowed_for(ctx.account.operator),
+            p.phishing_resistant_for(ctx.account.operator),
+        ),
         Err(e) => return error_page(state, e),
     };
     render(
@@ -177,7 +180,7 @@ pub(super) async fn security(
         Some(ctx),
         status,
         "security.html",
-        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left, trusted, devices, allowed },
+        context! { title => "Security settings", sessions, activity, notice, error, factors, backup_codes_left, trusted, devices, allowed, passkeys_only },
     )
 }
 

@@ -18,8 +18,11 @@ pub async fn setup_page(
     if ctx.session.kind == SessionKind::Full {
         return Redirect::to("/account/security").into_response();
     }
-    let allowed = match state.core().policy().await {
-        Ok(p) => p.allowed(),
+    let (allowed, passkeys_only) = match state.core().policy().await {
+        Ok(p) => (
+            p.allowed_for(ctx.account.operator),
+            p.phishing_resistant_for(ctx.account.operator),
+        ),
         Err(e) => return error_page(&state, e),
     };
     render(
@@ -28,6 +31,6 @@ pub async fn setup_page(
         None,
         StatusCode::OK,
         "enroll_required.html",
-        context! { title => "Set up two-step verification", allowed },
+        context! { title => "Set up two-step verification", allowed, passkeys_only },
     )
 }

@@ -1,0 +1,3 @@
+-- Operators: accounts that run the installation (`twofold user create --operator`,
+-- `twofold user promote`); the policy can hold them to security keys and passkeys.
+ALTER TABLE accounts ADD COLUMN operator INTEGER NOT NULL DEFAULT 0;
