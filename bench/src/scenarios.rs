@@ -476,11 +476,14 @@ async fn login_load(
             if !with_second_step {
                 return Outcome::Ok;
             }
+            // The answer also sets the device cookie: take the session's.
             let Some(cookie) = r
                 .headers()
-                .get("set-cookie")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| v.split(';').next())
+                .find(|c| c.starts_with("twofold_session="))
                 .map(str::to_owned)
             else {
                 return Outcome::Error;

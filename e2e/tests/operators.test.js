@@ -65,8 +65,9 @@ for (const backend of backends()) {
       await page.waitForURL(/\/login/);
       // The login page may already have offered the passkey through autofill; otherwise press
       // the button.
-      if (!/\/account$/.test(page.url())) {
-        await page.getByRole('button', { name: 'Sign in with a passkey' }).click().catch(() => {});
+      const autofilled = await page.waitForURL(/\/account$/, { timeout: 3_000 }).then(() => true, () => false);
+      if (!autofilled) {
+        await page.getByRole('button', { name: 'Sign in with a passkey' }).click({ timeout: 5_000 }).catch(() => {});
       }
       await page.waitForURL(/\/account$/, { timeout: 15_000 });
       const me = await (await page.request.get(`${server.baseUrl}/api/v1/account`)).json();
