@@ -575,6 +575,8 @@ pub trait AuditStore: Send + Sync {
 pub trait HealthStore: Send + Sync {
     /// Database reachable and every embedded migration applied.
     async fn ready(&self) -> StoreResult<()>;
+    /// Connections in the pool, and how many of them are idle.
+    fn pool_use(&self) -> (u32, u32);
 }
 
 /// Everything the core stores, on one backend.

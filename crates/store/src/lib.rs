@@ -87,6 +87,10 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl HealthStore for SqlStore {
+    fn pool_use(&self) -> (u32, u32) {
+        (self.pool.size(), self.pool.num_idle() as u32)
+    }
+
     async fn ready(&self) -> StoreResult<()> {
         let latest = self.backend.migrator().iter().map(|m| m.version).max();
         let applied = self.applied_version().await?;

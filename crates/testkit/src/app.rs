@@ -39,6 +39,15 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 
 /// As [`spawn_app`], with settings changed by `configure` first.
 pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings)) -> TestApp {
+    spawn_app_configured(db, configure, |_| {}).await
+}
+
+/// As [`spawn_app_with`], with the web settings changed by `configure_web` too.
+pub async fn spawn_app_configured(
+    db: TestDb,
+    configure: impl FnOnce(&mut CoreSettings),
+    configure_web: impl FnOnce(&mut WebSettings),
+) -> TestApp {
     twofold_web::install_metrics();
     // reqwest is built without a default TLS provider (the binary picks ring at start-up).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -117,18 +126,17 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut CoreSettings
         Arc::new(delivery),
         shutdown.clone(),
     ));
-    let state = AppState::new(
-        core.clone(),
-        WebSettings {
-            public_url: url.clone(),
-            // Tests play clients on other networks with X-Forwarded-For from loopback.
-            trusted_proxies: vec!["127.0.0.0/8".parse().expect("loopback net")],
-            templates_dir: None,
-            cookie_domain: None,
-            branding: Branding::default(),
-        },
-    )
-    .expect("state");
+    let mut web = WebSettings {
+        public_url: url.clone(),
+        // Tests play clients on other networks with X-Forwarded-For from loopback.
+        trusted_proxies: vec!["127.0.0.0/8".parse().expect("loopback net")],
+        templates_dir: None,
+        cookie_domain: None,
+        metrics_token: None,
+        branding: Branding::default(),
+    };
+    configure_web(&mut web);
+    let state = AppState::new(core.clone(), web).expect("state");
     let app = twofold_web::router(state);
     let stop = shutdown.clone();
     tokio::spawn(async move {

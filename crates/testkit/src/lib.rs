@@ -9,7 +9,7 @@ pub mod sms_gateway;
 pub mod smtp;
 pub mod totp;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use app::{TestApp, spawn_app, spawn_app_configured, spawn_app_with};
 pub use db::{Backend, TestDb};
 pub use sms_gateway::{RecordedRequest, SmsGateway, Stopping};
 pub use smtp::{ReceivedMail, SmtpSink};

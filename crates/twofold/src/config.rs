@@ -50,7 +50,17 @@ pub struct Settings {
     /// What requests a reverse proxy checks with `GET /api/v1/forward-auth` need, per host
     /// and path prefix: `public`, `one_factor`, `two_factors` or `phishing_resistant`.
     pub forward_auth: twofold_core::assurance::ForwardAuthRules,
+    pub metrics: MetricsSettings,
     pub branding: Branding,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// `/metrics` answers `Authorization: Bearer <token>`; without a token, loopback only.
+    /// Printed by `config check` redacted.
+    #[serde(skip_serializing)]
+    pub bearer_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,6 +255,7 @@ impl Default for Settings {
             policy: Default::default(),
             devices: Default::default(),
             forward_auth: Default::default(),
+            metrics: Default::default(),
             branding: Branding::default(),
         }
     }
@@ -455,6 +466,14 @@ impl Settings {
                 .and_then(|s| s.as_table_mut())
         {
             t.insert("password".into(), toml::Value::String("[redacted]".into()));
+        }
+        if self.metrics.bearer_token.is_some()
+            && let Some(t) = value.get_mut("metrics").and_then(|m| m.as_table_mut())
+        {
+            t.insert(
+                "bearer_token".into(),
+                toml::Value::String("[redacted]".into()),
+            );
         }
         toml::to_string_pretty(&value).context("formatting configuration")
     }

@@ -155,6 +155,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         templates_dir: settings.templates_dir.clone(),
         branding: settings.branding.clone(),
         cookie_domain: settings.session.cookie_domain.clone(),
+        metrics_token: settings.metrics.bearer_token.clone(),
     };
     let state = AppState::new(core.clone(), web).map_err(|e| anyhow::anyhow!(e))?;
     let app = twofold_web::router(state);

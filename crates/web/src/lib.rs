@@ -9,6 +9,7 @@ pub mod error;
 mod forward_auth;
 mod headers;
 mod health;
+mod http_metrics;
 mod pages;
 mod session;
 mod state;
@@ -38,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         )
         .nest("/api/v1", api::routes())
         .merge(health::routes())
+        // A route layer sees the matched route pattern, so latencies group by route.
+        .route_layer(axum::middleware::from_fn(http_metrics::record))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             headers::security_headers,

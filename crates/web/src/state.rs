@@ -38,6 +38,8 @@ pub struct WebSettings {
     /// Share the session cookie with this domain and its subdomains (for forward-auth in
     /// front of `app.example.com` with Twofold at `login.example.com`). Default: host only.
     pub cookie_domain: Option<String>,
+    /// `/metrics` wants `Authorization: Bearer` with this; without it, loopback clients only.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 impl WebSettings {
@@ -102,6 +104,7 @@ mod tests {
     fn origin_strips_path() {
         let mut s = WebSettings {
             cookie_domain: None,
+            metrics_token: None,
             public_url: "https://auth.example.com/base".into(),
             trusted_proxies: vec![],
             templates_dir: None,

@@ -95,4 +95,9 @@ impl Core {
     pub async fn ready(&self) -> Result<(), CoreError> {
         Ok(self.store.ready().await?)
     }
+
+    /// Database pool connections in total and idle, for `/metrics`.
+    pub async fn pool_use(&self) -> Result<(u32, u32), CoreError> {
+        Ok(self.store.pool_use())
+    }
 }

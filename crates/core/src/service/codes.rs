@@ -145,6 +145,8 @@ impl Core {
             .await?;
         if let Some(retry_after_secs) = self.settings.second_factor_budget.blocked_for(budget, now)
         {
+            metrics::counter!("twofold_second_factor_checks_total", "method" => "code", "outcome" => "locked_out")
+                .increment(1);
             return Err(CoreError::TooManyAttempts { retry_after_secs });
         }
         let had_failures = budget.is_some();
@@ -211,6 +213,12 @@ impl Core {
             }
             found
         };
+        let (method, outcome) = match &found {
+            Some(used) => (used.method().to_owned(), "success"),
+            None => ("code".to_owned(), "wrong"),
+        };
+        metrics::counter!("twofold_second_factor_checks_total", "method" => method, "outcome" => outcome)
+            .increment(1);
         match &found {
             // A code check stays at three statements (budget, factors, consume) unless there
             // are failures to forget.

@@ -46,6 +46,32 @@ impl Core {
         device: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, CoreError> {
+        let result = self
+            .password_step(email, password, trusted_browser, device, meta)
+            .await;
+        let outcome = match &result {
+            Ok(LoginOutcome::SignedIn { .. }) => "signed_in",
+            Ok(LoginOutcome::SecondFactorRequired { .. }) => "second_factor_required",
+            Ok(LoginOutcome::EnrollmentRequired { .. }) => "enrollment_required",
+            Ok(LoginOutcome::DeviceVerificationRequired { .. }) => "device_verification_required",
+            Err(CoreError::InvalidCredentials) => "invalid_credentials",
+            Err(CoreError::TooManyAttempts { .. }) => "throttled",
+            Err(CoreError::EmailNotVerified) => "email_not_verified",
+            Err(CoreError::Busy { .. }) => "shed",
+            Err(_) => "error",
+        };
+        metrics::counter!("twofold_logins_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn password_step(
+        &self,
+        email: &str,
+        password: &SecretString,
+        trusted_browser: Option<&str>,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, CoreError> {
         // Under a flood, refuse before touching the database.
         self.hasher.check_capacity()?;
         let now = self.clock.now();

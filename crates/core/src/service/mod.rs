@@ -274,6 +274,9 @@ impl Core {
         meta: &RequestMeta,
         detail: serde_json::Value,
     ) -> AuditEvent {
+        // Every security event is counted by name (logins, lockouts, enrollments, deliveries
+        // …): the audit log's shape, without its personal data.
+        metrics::counter!("twofold_events_total", "event" => event).increment(1);
         AuditEvent {
             id: self.new_id(),
             at: self.clock.now(),
