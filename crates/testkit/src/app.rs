@@ -195,6 +195,27 @@ impl TestApp {
         assert_eq!(r.status(), 200);
     }
 
+    /// The password step through the API, which must answer 200: its JSON (`status` …).
+    pub async fn log_in_json(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> serde_json::Value {
+        let r = self.log_in(client, email, password).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        r.json().await.expect("login json")
+    }
+
+    /// Signs `client` out through the API.
+    pub async fn log_out(&self, client: &reqwest::Client) {
+        client
+            .delete(self.at("/api/v1/session"))
+            .send()
+            .await
+            .expect("logout request");
+    }
+
     /// Signs `client` in through the API.
     pub async fn log_in(
         &self,

@@ -67,10 +67,6 @@ async fn notice(app: &TestApp, email: &str, nth: usize) -> ReceivedMail {
     nth_mail(app, email, "New sign-in", nth).await
 }
 
-async fn log_out(app: &TestApp, c: &reqwest::Client) {
-    c.delete(app.at("/api/v1/session")).send().await.unwrap();
-}
-
 fn status(v: &Value) -> &str {
     v["status"].as_str().unwrap()
 }
@@ -111,12 +107,12 @@ async fn devices_and_networks(db: TestDb) {
     assert!(n.link("/login/report").is_some());
 
     // The browser is known now: straight in, no mail; from the same /24 too.
-    log_out(&app, &a).await;
+    app.log_out(&a).await;
     let before = mails(&app);
     for ip in [home, "198.51.100.200"] {
         let v = log_in_from(&app, &a, email, ip).await;
         assert_eq!(status(&v), "signed_in", "{ip}: {v}");
-        log_out(&app, &a).await;
+        app.log_out(&a).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(mails(&app), before, "nothing mailed for a known browser");
@@ -130,7 +126,7 @@ async fn devices_and_networks(db: TestDb) {
     let (code_b, _) = device_code(&app, email, 1).await;
     assert_eq!(confirm(&app, &b, &code_b, home).await.status(), 200);
     notice(&app, email, 1).await;
-    log_out(&app, &b).await;
+    app.log_out(&b).await;
 
     // A known browser on a new network: a code again, saying why; no new-device mail.
     let away = "203.0.113.9";
@@ -140,10 +136,10 @@ async fn devices_and_networks(db: TestDb) {
     let (code, body) = device_code(&app, email, 2).await;
     assert!(body.contains("from a network you have not used"), "{body}");
     assert_eq!(confirm(&app, &a, &code, away).await.status(), 200);
-    log_out(&app, &a).await;
+    app.log_out(&a).await;
     let v = log_in_from(&app, &a, email, "203.0.113.77").await;
     assert_eq!(status(&v), "signed_in");
-    log_out(&app, &a).await;
+    app.log_out(&a).await;
     let v = log_in_from(&app, &a, email, "2001:db8:1:2::5").await;
     assert_eq!(status(&v), "device_verification_required", "IPv6 /48");
     device_code(&app, email, 3).await;
@@ -180,7 +176,7 @@ async fn no_bypass_of_the_second_factor(db: TestDb) {
     let (code, _) = device_code(&app, email, 0).await;
     assert_eq!(confirm(&app, &a, &code, "10.1.1.1").await.status(), 200);
     let (secret, _) = app.enroll_totp(&a, "phone").await;
-    log_out(&app, &a).await;
+    app.log_out(&a).await;
 
     // With 2FA, a confirmed new browser still has the second step ahead of it.
     let b = app.client();

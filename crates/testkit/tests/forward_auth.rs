@@ -76,9 +76,8 @@ async fn through_nginx(db: TestDb) {
     let r = app.log_in(&c, email, PW).await;
     assert_eq!(r.status(), 200);
     let (secret, _) = app.enroll_totp(&c, "phone").await;
-    c.delete(app.at("/api/v1/session")).send().await.unwrap();
-    let r = app.log_in(&c, email, PW).await;
-    let v: serde_json::Value = r.json().await.unwrap();
+    app.log_out(&c).await;
+    let v = app.log_in_json(&c, email, PW).await;
     assert_eq!(v["status"], "second_factor_required");
     assert_eq!(c.get(&wanted).send().await.unwrap().status(), 302);
 
@@ -112,8 +111,8 @@ async fn through_nginx(db: TestDb) {
     assert_eq!(start(&c, &location(&r)).await, "/account/security");
 
     // One factor where two are required: a remembered browser's session (password only).
-    c.delete(app.at("/api/v1/session")).send().await.unwrap();
-    let v: serde_json::Value = app.log_in(&c, email, PW).await.json().await.unwrap();
+    app.log_out(&c).await;
+    let v = app.log_in_json(&c, email, PW).await;
     assert_eq!(v["status"], "signed_in");
     assert_eq!(c.get(at("/basic/x")).send().await.unwrap().status(), 200);
     let r = c.get(&wanted).send().await.unwrap();

@@ -9,15 +9,9 @@ use time::Duration;
 use twofold_core::model::RequestMeta;
 use twofold_core::policy::Policy;
 use twofold_testkit::totp::csrf_of;
-use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app};
+use twofold_testkit::{TestDb, both_backends, spawn_app};
 
 const PW: &str = "correct horse battery staple";
-
-async fn status_of(app: &TestApp, c: &reqwest::Client, email: &str) -> Value {
-    let r = app.log_in(c, email, PW).await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    r.json().await.unwrap()
-}
 
 async fn keys_only(db: TestDb) {
     let app = spawn_app(db).await;
@@ -27,7 +21,7 @@ async fn keys_only(db: TestDb) {
     for email in [op, customer] {
         app.verified_account(email, PW).await;
         let c = app.client();
-        assert_eq!(status_of(&app, &c, email).await["status"], "signed_in");
+        assert_eq!(app.log_in_json(&c, email, PW).await["status"], "signed_in");
         secrets.push(app.enroll_totp(&c, "phone").await.0);
     }
     app.core.set_operator(op, true, &meta).await.unwrap();
@@ -35,7 +29,7 @@ async fn keys_only(db: TestDb) {
     // Before the policy: an operator signs in like anyone, and ticks "remember this browser".
     let remembered = app.client();
     assert_eq!(
-        status_of(&app, &remembered, op).await["status"],
+        app.log_in_json(&remembered, op, PW).await["status"],
         "second_factor_required"
     );
     app.clock.advance(Duration::seconds(30));
@@ -46,11 +40,7 @@ async fn keys_only(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    remembered
-        .delete(app.at("/api/v1/session"))
-        .send()
-        .await
-        .unwrap();
+    app.log_out(&remembered).await;
 
     let policy = Policy {
         operators_phishing_resistant: true,
@@ -61,7 +51,7 @@ async fn keys_only(db: TestDb) {
     // The operator has no key: neither the remembered browser nor the authenticator gets it
     // in; the password leads to adding a key, and only a key.
     for c in [&remembered, &app.client()] {
-        let v = status_of(&app, c, op).await;
+        let v = app.log_in_json(c, op, PW).await;
         assert_eq!(v["status"], "enrollment_required", "{v}");
         assert_eq!(v["methods"], json!(["webauthn"]));
         let r = c
@@ -92,7 +82,7 @@ async fn keys_only(db: TestDb) {
     // The customer is untouched: authenticator and remembered browser as before.
     let c = app.client();
     assert_eq!(
-        status_of(&app, &c, customer).await["status"],
+        app.log_in_json(&c, customer, PW).await["status"],
         "second_factor_required"
     );
     app.clock.advance(Duration::seconds(30));
@@ -110,7 +100,7 @@ async fn keys_only(db: TestDb) {
         .unwrap();
     let c = app.client();
     assert_eq!(
-        status_of(&app, &c, op).await["status"],
+        app.log_in_json(&c, op, PW).await["status"],
         "second_factor_required"
     );
     app.clock.advance(Duration::seconds(30));
@@ -135,7 +125,7 @@ async fn codes_refused_at_the_second_step(db: TestDb) {
     // A partial session from before the policy cannot finish with a code after it.
     let p = app.client();
     assert_eq!(
-        status_of(&app, &p, op).await["status"],
+        app.log_in_json(&p, op, PW).await["status"],
         "second_factor_required"
     );
     let policy = Policy {

@@ -28,10 +28,6 @@ async fn second_factor(app: &TestApp, c: &reqwest::Client, code: &str, remember:
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
 }
 
-async fn log_out(app: &TestApp, c: &reqwest::Client) {
-    c.delete(app.at("/api/v1/session")).send().await.unwrap();
-}
-
 async fn trusted_browsers(db: TestDb) {
     let app = spawn_app(db).await;
     let (a, b) = ("ann@example.com", "ben@example.com");
@@ -52,7 +48,7 @@ async fn trusted_browsers(db: TestDb) {
     );
     step(&app);
     second_factor(&app, &browser, &app.code_now(&secrets[0]), true).await;
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(password(&app, &browser, a, PW).await, "signed_in");
     let me: Value = browser
         .get(app.at("/api/v1/account"))
@@ -69,7 +65,7 @@ async fn trusted_browsers(db: TestDb) {
     );
 
     // Only for its own account.
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(
         password(&app, &browser, b, PW).await,
         "second_factor_required"
@@ -82,14 +78,14 @@ async fn trusted_browsers(db: TestDb) {
     );
     step(&app);
     second_factor(&app, &other, &app.code_now(&secrets[0]), false).await;
-    log_out(&app, &other).await;
+    app.log_out(&other).await;
     assert_eq!(
         password(&app, &other, a, PW).await,
         "second_factor_required"
     );
 
     // Listed in Security settings, and forgotten from there.
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(password(&app, &browser, a, PW).await, "signed_in");
     let html = browser
         .get(app.at("/account/security"))
@@ -107,7 +103,7 @@ async fn trusted_browsers(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(
         password(&app, &browser, a, PW).await,
         "second_factor_required"
@@ -117,10 +113,10 @@ async fn trusted_browsers(db: TestDb) {
     step(&app);
     second_factor(&app, &browser, &app.code_now(&secrets[0]), true).await;
     app.clock.advance(Duration::days(29));
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(password(&app, &browser, a, PW).await, "signed_in");
     app.clock.advance(Duration::days(1) + Duration::minutes(1));
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(
         password(&app, &browser, a, PW).await,
         "second_factor_required"
@@ -136,7 +132,7 @@ async fn trusted_browsers(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     let pw = "violet tractor harbour lemonade";
     assert_eq!(
         password(&app, &browser, a, pw).await,
@@ -146,7 +142,7 @@ async fn trusted_browsers(db: TestDb) {
     // A used backup code (a lost phone) forgets every remembered browser.
     step(&app);
     second_factor(&app, &browser, &app.code_now(&secrets[0]), true).await;
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(password(&app, &browser, a, pw).await, "signed_in");
     let lost = app.client();
     let c = app.client();
@@ -172,13 +168,13 @@ async fn trusted_browsers(db: TestDb) {
     let backup = twofold_testkit::totp::backup_codes_of(&r.text().await.unwrap());
     // New backup codes bump the stamp too; remember the browser again, then use a code.
     step(&app);
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(
         password(&app, &browser, a, pw).await,
         "second_factor_required"
     );
     second_factor(&app, &browser, &app.code_now(&secrets[0]), true).await;
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(password(&app, &browser, a, pw).await, "signed_in");
     // (New backup codes ended the other sessions: sign in afresh with the backup code.)
     assert_eq!(password(&app, &lost, a, pw).await, "second_factor_required");
@@ -189,7 +185,7 @@ async fn trusted_browsers(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    log_out(&app, &browser).await;
+    app.log_out(&browser).await;
     assert_eq!(
         password(&app, &browser, a, pw).await,
         "second_factor_required"

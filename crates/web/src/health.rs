@@ -74,11 +74,10 @@ async fn metrics(
         )
             .into_response();
     }
-    if let Ok((size, idle)) = state.core().pool_use().await {
-        ::metrics::gauge!("twofold_db_pool_connections", "state" => "idle").set(idle as f64);
-        ::metrics::gauge!("twofold_db_pool_connections", "state" => "in_use")
-            .set(size.saturating_sub(idle) as f64);
-    }
+    let (size, idle) = state.core().pool_use();
+    ::metrics::gauge!("twofold_db_pool_connections", "state" => "idle").set(idle as f64);
+    ::metrics::gauge!("twofold_db_pool_connections", "state" => "in_use")
+        .set(size.saturating_sub(idle) as f64);
     match METRICS.get().and_then(Option::as_ref) {
         Some(handle) => (
             [(

@@ -97,7 +97,7 @@ impl Core {
     }
 
     /// Database pool connections in total and idle, for `/metrics`.
-    pub async fn pool_use(&self) -> Result<(u32, u32), CoreError> {
-        Ok(self.store.pool_use())
+    pub fn pool_use(&self) -> (u32, u32) {
+        self.store.pool_use()
     }
 }

@@ -4,7 +4,6 @@
 use super::{Core, SessionContext};
 use crate::assurance::Assurance;
 use crate::error::CoreError;
-use crate::model::FactorStatus;
 use crate::model::Owner;
 
 /// The answer to one forward-auth request.
@@ -72,11 +71,9 @@ impl Core {
             return Ok(NextStep::Return);
         }
         let factors: Vec<String> = self
-            .store
-            .factors_of(&Owner::Account(ctx.account.id).key())
+            .active_factors(&Owner::Account(ctx.account.id))
             .await?
             .into_iter()
-            .filter(|f| f.status == FactorStatus::Active)
             .map(|f| f.kind)
             .collect();
         let phishing_resistant = required == Assurance::PhishingResistant;

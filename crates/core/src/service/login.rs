@@ -157,11 +157,10 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, CoreError> {
         let now = self.clock.now();
-        let account = account.clone();
         let policy = self.policy().await?;
         // Operators the policy holds to keys: only a key counts, and nothing skips it.
         let keys_only = policy.phishing_resistant_for(account.operator);
-        let mut methods = self.second_factor_methods(&account).await?;
+        let mut methods = self.second_factor_methods(account).await?;
         if keys_only {
             methods.retain(|m| m == "webauthn");
         }
@@ -172,7 +171,7 @@ impl Core {
         {
             // No remembered browser skips this: it has no second factor to skip.
             let (token, _) = self
-                .start_session(&account, SessionKind::Enrollment, vec!["pwd".into()], meta)
+                .start_session(account, SessionKind::Enrollment, vec!["pwd".into()], meta)
                 .await?;
             return Ok(LoginOutcome::EnrollmentRequired {
                 token,
@@ -181,12 +180,12 @@ impl Core {
         }
         if !methods.is_empty()
             && !keys_only
-            && self.is_trusted_browser(&account, trusted_browser).await?
+            && self.is_trusted_browser(account, trusted_browser).await?
         {
             // A remembered browser skips the second factor; the session says only `pwd`, so
             // sensitive changes still ask for a fresh second factor.
             let (token, session) = self
-                .start_session(&account, SessionKind::Full, vec!["pwd".into()], meta)
+                .start_session(account, SessionKind::Full, vec!["pwd".into()], meta)
                 .await?;
             return Ok(LoginOutcome::SignedIn {
                 token,
@@ -195,12 +194,12 @@ impl Core {
         }
         if !methods.is_empty() {
             let (token, _) = self
-                .start_session(&account, SessionKind::Partial, vec!["pwd".into()], meta)
+                .start_session(account, SessionKind::Partial, vec!["pwd".into()], meta)
                 .await?;
             return Ok(LoginOutcome::SecondFactorRequired { token, methods });
         }
         let (token, session) = self
-            .start_session(&account, SessionKind::Full, vec!["pwd".into()], meta)
+            .start_session(account, SessionKind::Full, vec!["pwd".into()], meta)
             .await?;
         Ok(LoginOutcome::SignedIn {
             token,
