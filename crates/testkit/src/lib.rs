@@ -5,6 +5,7 @@ pub mod app;
 pub mod db;
 pub mod mmdb;
 pub mod nginx;
+pub mod port;
 pub mod sms_gateway;
 pub mod smtp;
 pub mod totp;

@@ -14,6 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::port::{self, PortHold};
+
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     pub method: String,
@@ -69,19 +71,20 @@ pub struct SmsGateway {
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
     status: Arc<AtomicU16>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Holds the port while the gateway is stopped (see [`crate::port`]).
+    hold: Mutex<Option<PortHold>>,
 }
 
 impl SmsGateway {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind gateway");
+        let listener = port::listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind gateway");
         let addr = listener.local_addr().expect("gateway addr");
         let gateway = Self {
             addr,
             requests: Arc::new(Mutex::new(Vec::new())),
             status: Arc::new(AtomicU16::new(201)),
             task: Mutex::new(None),
+            hold: Mutex::new(None),
         };
         gateway.serve(listener);
         gateway
@@ -119,6 +122,8 @@ impl SmsGateway {
     pub fn stop(&self) -> Stopping {
         let task = self.task.lock().expect("lock").take();
         if let Some(t) = &task {
+            *self.hold.lock().expect("lock") =
+                Some(PortHold::take(self.addr).expect("hold gateway port"));
             t.abort();
         }
         Stopping(task)
@@ -127,14 +132,9 @@ impl SmsGateway {
     /// Listens again on the same port.
     pub async fn restart(&self) {
         self.stop().await;
-        for _ in 0..50 {
-            if let Ok(listener) = TcpListener::bind(self.addr).await {
-                self.serve(listener);
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("cannot rebind the SMS gateway on {}", self.addr);
+        let listener = port::listen(self.addr).expect("rebind the SMS gateway");
+        self.serve(listener);
+        self.hold.lock().expect("lock").take();
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {

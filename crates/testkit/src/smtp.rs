@@ -9,6 +9,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::port::{self, PortHold};
+
 #[derive(Debug, Clone)]
 pub struct ReceivedMail {
     pub from: String,
@@ -42,13 +44,13 @@ pub struct SmtpSink {
     addr: SocketAddr,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Holds the port while the sink is stopped (see [`crate::port`]).
+    hold: Mutex<Option<PortHold>>,
 }
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind smtp sink");
+        let listener = port::listen(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind smtp sink");
         let addr = listener.local_addr().expect("sink addr");
         let mails = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(serve(listener, mails.clone()));
@@ -56,6 +58,7 @@ impl SmtpSink {
             addr,
             mails,
             task: Mutex::new(Some(task)),
+            hold: Mutex::new(None),
         }
     }
 
@@ -63,28 +66,21 @@ impl SmtpSink {
         self.addr.port()
     }
 
-    /// Stops accepting connections: senders get "connection refused".
+    /// Stops accepting connections: senders get "connection refused", and the port stays
+    /// reserved for [`SmtpSink::restart`].
     pub fn stop(&self) {
         if let Some(t) = self.task.lock().expect("lock").take() {
+            *self.hold.lock().expect("lock") =
+                Some(PortHold::take(self.addr).expect("hold smtp sink port"));
             t.abort();
         }
     }
 
     /// Listens again on the same port.
     pub async fn restart(&self) {
-        let mut tries = 0;
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) if tries < 50 => {
-                    tries += 1;
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("cannot rebind smtp sink: {e}"),
-            }
-        };
+        let listener = port::listen(self.addr).expect("rebind smtp sink");
         *self.task.lock().expect("lock") = Some(tokio::spawn(serve(listener, self.mails.clone())));
+        self.hold.lock().expect("lock").take();
     }
 
     pub fn all(&self) -> Vec<ReceivedMail> {
