@@ -13,6 +13,7 @@ pub mod geo;
 pub mod keys;
 pub mod mail;
 pub mod model;
+pub mod oidc;
 pub mod password;
 pub mod phone;
 pub mod policy;

@@ -571,6 +571,161 @@ pub trait AuditStore: Send + Sync {
     ) -> StoreResult<Vec<AuditRecord>>;
 }
 
+/// A signing key as stored: the private key sealed with the data key (the row id as context).
+#[derive(Debug, Clone)]
+pub struct SigningKeyRecord {
+    pub id: Uuid,
+    pub sealed: crate::keys::Sealed,
+    pub created_at: OffsetDateTime,
+    /// No longer signs; still published until tokens it signed have expired.
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+/// An authorization code about to be handed out.
+#[derive(Debug, Clone)]
+pub struct NewOidcCode {
+    pub code_hash: Vec<u8>,
+    pub client_id: String,
+    pub account_id: AccountId,
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge, or empty without PKCE.
+    pub code_challenge: String,
+    pub grant: crate::oidc::Grant,
+    /// The refresh-token family the code starts: revoked if the code is ever replayed.
+    pub family_id: Uuid,
+    pub security_stamp: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcTokenKind {
+    Access,
+    Refresh,
+}
+
+impl OidcTokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+/// A token to store with a redeemed code or refresh token; the rest is copied from it.
+#[derive(Debug, Clone)]
+pub struct NewOidcToken {
+    pub hash: Vec<u8>,
+    pub kind: OidcTokenKind,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a code or token was issued for.
+#[derive(Debug, Clone)]
+pub struct OidcTokenRecord {
+    pub account_id: AccountId,
+    pub client_id: String,
+    pub grant: crate::oidc::Grant,
+    pub family_id: Uuid,
+    pub security_stamp: String,
+}
+
+/// The outcome of redeeming a one-time code or refresh token.
+#[derive(Debug, Clone)]
+pub enum Redemption {
+    /// Consumed now; the new tokens are stored.
+    Granted(OidcTokenRecord),
+    /// It was used before: someone replays it, and the family it belongs to must go.
+    Replayed {
+        family_id: Uuid,
+        account_id: AccountId,
+    },
+    /// Unknown, expired, revoked, or for another client, redirect URI or verifier.
+    Invalid,
+}
+
+#[async_trait]
+pub trait OidcStore: Send + Sync {
+    async fn create_oidc_client(
+        &self,
+        client: &crate::oidc::OidcClient,
+        secret_hash: Option<&[u8]>,
+    ) -> StoreResult<()>;
+    /// The client and its secret's keyed hash (none for a public client).
+    async fn oidc_client(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(crate::oidc::OidcClient, Option<Vec<u8>>)>>;
+    async fn oidc_clients(&self) -> StoreResult<Vec<crate::oidc::OidcClient>>;
+    /// Removes the client with its codes, tokens and consents.
+    async fn remove_oidc_client(&self, id: &str) -> StoreResult<bool>;
+    /// Every signing key, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Adds a key; every key still signing is retired at its creation time.
+    async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// Stores (or replaces) a pending authorization request.
+    async fn save_auth_request(
+        &self,
+        id: &str,
+        request: &crate::oidc::AuthRequest,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// A pending request that has not expired, with when it was made.
+    async fn auth_request(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(crate::oidc::AuthRequest, OffsetDateTime)>>;
+    async fn consented_scopes(
+        &self,
+        account: AccountId,
+        client_id: &str,
+    ) -> StoreResult<Option<Vec<String>>>;
+    async fn save_consent(
+        &self,
+        account: AccountId,
+        client_id: &str,
+        scope: &[String],
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Stores the code and forgets the request it answers, in one transaction.
+    async fn issue_code(
+        &self,
+        code: &NewOidcCode,
+        request_id: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Consumes a code with one conditional UPDATE (client, redirect URI and PKCE challenge
+    /// must match, unexpired, unused) and stores `tokens` in the same transaction.
+    async fn redeem_code(
+        &self,
+        code_hash: &[u8],
+        client_id: &str,
+        redirect_uri: &str,
+        code_challenge: &str,
+        now: OffsetDateTime,
+        tokens: &[NewOidcToken],
+    ) -> StoreResult<Redemption>;
+    /// Consumes a refresh token the same way and stores its successors in its family.
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &[u8],
+        client_id: &str,
+        now: OffsetDateTime,
+        tokens: &[NewOidcToken],
+    ) -> StoreResult<Redemption>;
+    /// Revokes every token of a family. Returns how many were still live.
+    async fn revoke_token_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<u64>;
+    /// A live access token.
+    async fn oidc_access_token(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<OidcTokenRecord>>;
+}
+
 #[async_trait]
 pub trait HealthStore: Send + Sync {
     /// Database reachable and every embedded migration applied.
@@ -597,6 +752,7 @@ pub trait Store:
     + DeviceStore
     + EmailChangeStore
     + PolicyStore
+    + OidcStore
 {
 }
 
@@ -617,6 +773,7 @@ impl<T> Store for T where
         + DeviceStore
         + EmailChangeStore
         + PolicyStore
+        + OidcStore
 {
 }
 

@@ -20,6 +20,12 @@ pub enum TokenPurpose {
     SignInReport,
     /// The link that confirms a new address for an account.
     EmailChange,
+    /// OpenID Connect: an authorization code, an access token, a refresh token, a client
+    /// secret.
+    OidcCode,
+    OidcAccess,
+    OidcRefresh,
+    OidcClientSecret,
 }
 
 impl TokenPurpose {
@@ -34,6 +40,10 @@ impl TokenPurpose {
             Self::Device => "device",
             Self::SignInReport => "sign_in_report",
             Self::EmailChange => "email_change",
+            Self::OidcCode => "oidc_code",
+            Self::OidcAccess => "oidc_access",
+            Self::OidcRefresh => "oidc_refresh",
+            Self::OidcClientSecret => "oidc_client_secret",
         }
     }
 }

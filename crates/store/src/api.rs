@@ -203,6 +203,20 @@ impl KeyStore for SqlStore {
                 },
             ));
         }
+        for r in sqlx::query("SELECT id, key_id, private_key FROM oidc_signing_keys")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+        {
+            out.push((
+                "oidc_signing_keys".to_owned(),
+                get(&r, "id")?,
+                Sealed {
+                    key_id: get(&r, "key_id")?,
+                    blob: get(&r, "private_key")?,
+                },
+            ));
+        }
         Ok(out)
     }
 
@@ -219,6 +233,9 @@ impl KeyStore for SqlStore {
             }
             "outbox" => {
                 "UPDATE outbox SET key_id = $3, payload = $4 WHERE id = $1 AND key_id = $2 AND payload IS NOT NULL"
+            }
+            "oidc_signing_keys" => {
+                "UPDATE oidc_signing_keys SET key_id = $3, private_key = $4 WHERE id = $1 AND key_id = $2"
             }
             _ => return Ok(false),
         };

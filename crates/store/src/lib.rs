@@ -15,6 +15,7 @@ mod devices;
 mod effects;
 mod email_changes;
 mod factors;
+mod oidc;
 mod outbox;
 mod policy;
 mod sessions;

@@ -67,6 +67,16 @@ impl Core {
                 NextStep::SignIn
             });
         };
+        self.next_step_towards(&ctx, required).await
+    }
+
+    /// What the signed-in `ctx` must do to reach `required`: nothing, a step-up, or setting up
+    /// the kind of factor it lacks. Shared by forward-auth and OIDC `acr_values`.
+    pub(super) async fn next_step_towards(
+        &self,
+        ctx: &SessionContext,
+        required: Assurance,
+    ) -> Result<NextStep, CoreError> {
         if Assurance::of(&ctx.session) >= required {
             return Ok(NextStep::Return);
         }
@@ -94,7 +104,7 @@ impl Core {
         self.settings.forward_auth.names_host(host)
     }
 
-    async fn forward_auth_session(
+    pub(super) async fn forward_auth_session(
         &self,
         token: Option<&str>,
     ) -> Result<Option<SessionContext>, CoreError> {

@@ -12,6 +12,9 @@ mod enrollment;
 mod forward_auth;
 mod keys;
 mod login;
+mod oidc;
+mod oidc_clients;
+mod oidc_tokens;
 mod outbox;
 mod passkey_login;
 mod permissions;
@@ -31,6 +34,9 @@ pub use codes::CodeUse;
 pub use enrollment::{FactorView, PendingTotp};
 pub use forward_auth::{ForwardAuth, NextStep};
 pub use login::LoginOutcome;
+pub use oidc::{Authorize, Logout, LogoutParams};
+pub use oidc_clients::NewClient;
+pub use oidc_tokens::{ClientCredentials, OAuthError, TokenRequest, TokenResponse};
 pub use outbox::DeliveryReport;
 pub use permissions::{Grant, Permission};
 pub use policy::{GraceNotice, PolicySource};
@@ -92,6 +98,8 @@ pub struct CoreSettings {
     pub devices: crate::device::DeviceSettings,
     /// What requests checked by a reverse proxy (forward-auth) need, per host and path.
     pub forward_auth: crate::assurance::ForwardAuthRules,
+    /// The OpenID Connect provider's lifetimes.
+    pub oidc: crate::oidc::OidcSettings,
 }
 
 impl Default for CoreSettings {
@@ -119,6 +127,7 @@ impl Default for CoreSettings {
             policy: Default::default(),
             devices: Default::default(),
             forward_auth: Default::default(),
+            oidc: Default::default(),
         }
     }
 }
