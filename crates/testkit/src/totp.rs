@@ -52,3 +52,18 @@ pub fn backup_codes_of(html: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Where a "Returning you to …" page hands the browser (the `data-continue` link), unescaped.
+pub fn handed_back(html: &str) -> Option<String> {
+    let start = html.find("data-continue href=\"")? + "data-continue href=\"".len();
+    let end = html[start..].find('"')? + start;
+    // minijinja escapes `&`, quotes and `/`; a browser reads them back.
+    let text = html[start..end]
+        .replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    Some(text)
+}

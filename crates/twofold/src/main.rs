@@ -1,5 +1,6 @@
 //! The `twofold` binary: the server and its operator commands.
 
+mod clients;
 mod config;
 mod data_dir;
 mod healthcheck;
@@ -65,6 +66,11 @@ enum Command {
     Apikey {
         #[command(subcommand)]
         command: operator::ApiKeyCommand,
+    },
+    /// Applications that sign users in through the OpenID Connect provider.
+    Client {
+        #[command(subcommand)]
+        command: clients::ClientCommand,
     },
     /// Settings of the verification API's tenants.
     Tenant {
@@ -149,6 +155,9 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Apikey { command } => operator::api_key(&settings, command)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Client { command } => clients::client(&settings, command)
                 .await
                 .map(|_| ExitCode::SUCCESS),
             Command::Tenant { command } => operator::tenant(&settings, command)

@@ -68,6 +68,9 @@ pub enum KeysCommand {
     /// Add a new data-encryption key and re-seal every secret under it. Running servers pick
     /// the new key up from the key file when they first meet it.
     Rotate,
+    /// Make a new ID-token signing key; the old one stays in the JWK Set for a week so
+    /// tokens it signed still verify.
+    RotateSigning,
 }
 
 pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> Result<()> {
@@ -91,6 +94,15 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> Result<()> 
 
 pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<()> {
     match command {
+        KeysCommand::RotateSigning => {
+            let (core, store) =
+                build_core(settings, &settings.public_url_for(settings.listen)).await?;
+            let result = core.rotate_signing_key().await;
+            store.close().await;
+            let key = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("new token signing key {} (ES256)", key.id);
+            Ok(())
+        }
         KeysCommand::Rotate => {
             let path = settings.keys_path();
             if !path.exists() {

@@ -145,13 +145,14 @@ pub async fn start(
         NextStep::StepUp => "/account/step-up?next=/account",
         NextStep::SetUp { .. } => "/account/security",
     };
-    let jar = jar.add(build_cookie(
-        &state,
-        "return",
-        rd.to_string(),
-        Some(RETURN_TTL),
-    ));
+    let jar = remember_return(&state, jar, rd.to_string());
     (jar, Redirect::to(to)).into_response()
+}
+
+/// Where `/account` sends the browser once it is signed in (or stepped up): forward-auth's
+/// original request, or an OIDC request to continue.
+pub fn remember_return(state: &AppState, jar: CookieJar, url: String) -> CookieJar {
+    jar.add(build_cookie(state, "return", url, Some(RETURN_TTL)))
 }
 
 /// After a sign-in: where the browser was going when forward-auth sent it here, if anywhere

@@ -10,6 +10,7 @@ mod forward_auth;
 mod headers;
 mod health;
 mod http_metrics;
+mod oidc;
 mod pages;
 mod session;
 mod state;
@@ -33,6 +34,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
+        .merge(oidc::routes())
         .route(
             "/forward-auth/start",
             axum::routing::get(forward_auth::start),

@@ -34,6 +34,9 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "device_verify.html",
     "report_sign_in.html",
     "email_change_confirm.html",
+    "continue.html",
+    "oidc_consent.html",
+    "oidc_logout.html",
 );
 
 pub struct Templates {

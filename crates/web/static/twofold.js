@@ -42,3 +42,11 @@ if (waiting) {
   };
   setTimeout(poll, 2000);
 }
+
+// Handing the browser back to an application after a form: a redirect would break the CSP's
+// form-action 'self' (browsers check it on every redirect of a form's navigation), so the page
+// shows a link and follows it at once.
+const handBack = document.querySelector("[data-continue]");
+if (handBack) {
+  window.location.replace(handBack.href);
+}

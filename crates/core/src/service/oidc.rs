@@ -139,7 +139,7 @@ impl Core {
             .await?
         else {
             return Ok(Authorize::Refuse(
-                "This sign-in request has expired. Go back to the application and start again.",
+                "This sign-in request has expired or was already completed. Go back to the application and start again.",
             ));
         };
         self.oidc_resume(session_token, request_id, req, created_at, meta)
@@ -158,7 +158,7 @@ impl Core {
         let now = self.clock.now();
         let Some((mut req, created_at)) = self.store.auth_request(request_id, now).await? else {
             return Ok(Authorize::Refuse(
-                "This sign-in request has expired. Go back to the application and start again.",
+                "This sign-in request has expired or was already completed. Go back to the application and start again.",
             ));
         };
         if !allow {

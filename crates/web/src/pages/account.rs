@@ -28,7 +28,10 @@ pub async fn account_page(
     // Signed in after forward-auth sent the browser here: back to where it was going.
     let (jar, back) = crate::forward_auth::take_return(&state, jar);
     if let Some(to) = back {
-        return (jar, Redirect::to(&to)).into_response();
+        // Twofold's own (an OIDC request to continue) is a redirect; another host gets a
+        // page, because this is the end of a sign-in form's navigation (see `hand_back`).
+        let own = to.starts_with(&format!("{}/", state.settings().public_url));
+        return crate::oidc::hand_back(&state, jar, &to, !own);
     }
     let notice = q
         .backup_codes_left
