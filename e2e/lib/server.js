@@ -223,4 +223,4 @@ async function startServer(backend, opts = {}) {
   };
 }
 
-module.exports = { startServer, backends, parseMails };
+module.exports = { startServer, backends, parseMails, freePort };
