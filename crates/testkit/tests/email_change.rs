@@ -44,6 +44,9 @@ async fn change_with_step_up(db: TestDb) {
     let a = app.client();
     app.log_in(&a, old, PW).await;
     let (secret, _) = app.enroll_totp(&a, "phone").await;
+    // The "authenticator added" notice (mail #1 after the verification link) goes out in the
+    // background; counting mails to the old address below must not race it.
+    app.smtp.wait_for(old, 1).await;
     let other = app.client();
     app.log_in(&other, old, PW).await;
     app.clock.advance(Duration::seconds(30));

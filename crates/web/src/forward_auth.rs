@@ -45,6 +45,19 @@ fn start_url(state: &AppState, original: &Url) -> String {
     format!("{}/forward-auth/start?rd={rd}", state.settings().public_url)
 }
 
+/// For nginx `auth_request`, Traefik `forwardAuth` and Caddy `forward_auth`.
+#[utoipa::path(get, path = "/forward-auth", tag = "forward-auth",
+    params(
+        ("X-Original-URL" = Option<String>, Header, description = "The request the proxy asks about (nginx)"),
+        ("X-Forwarded-Host" = Option<String>, Header, description = "Traefik and Caddy: host, with X-Forwarded-Proto and X-Forwarded-Uri"),
+    ),
+    responses(
+        (status = 200, description = "Let it through; `Remote-User`, `Remote-Email` and `Remote-Amr` name the signed-in account",
+            headers(("Remote-User" = String), ("Remote-Email" = String), ("Remote-Amr" = String, description = "Comma-separated RFC 8176 methods"))),
+        (status = 302, description = "Not enough (Traefik, Caddy): `Location` is where the browser signs in or steps up"),
+        (status = 401, description = "Not enough (nginx): `Location` is where to send the browser"),
+        (status = 400, body = crate::api::schema::Problem, description = "The proxy sent no original URL"),
+    ))]
 pub async fn check(
     State(state): State<AppState>,
     jar: CookieJar,

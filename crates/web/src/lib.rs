@@ -16,6 +16,7 @@ mod session;
 mod state;
 mod templates;
 
+pub use api::openapi;
 pub use health::install_metrics;
 pub use state::{AppState, Branding, WebSettings};
 
@@ -40,6 +41,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(forward_auth::start),
         )
         .nest("/api/v1", api::routes())
+        .route("/api/openapi.json", axum::routing::get(api::openapi_json))
+        .route("/api/docs", axum::routing::get(api::docs_page))
         .merge(health::routes())
         // A route layer sees the matched route pattern, so latencies group by route.
         .route_layer(axum::middleware::from_fn(http_metrics::record))

@@ -37,6 +37,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "continue.html",
     "oidc_consent.html",
     "oidc_logout.html",
+    "api_docs.html",
 );
 
 pub struct Templates {

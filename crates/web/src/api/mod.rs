@@ -2,8 +2,12 @@
 
 mod account;
 mod auth;
+mod docs;
+pub mod schema;
 mod subject_keys;
 mod subjects;
+
+pub use docs::{docs_page, openapi, openapi_json};
 
 use crate::error::problem;
 use crate::state::AppState;
@@ -12,47 +16,39 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/signup", post(auth::signup))
-        .route("/email-verification", post(auth::verify_email))
-        .route("/session", post(auth::log_in).delete(auth::log_out))
-        .route(
-            "/session/second-factor",
-            get(auth::second_factor_options).post(auth::second_factor),
-        )
-        .route(
-            "/session/second-factor/code",
-            post(auth::second_factor_send),
-        )
-        .route("/forward-auth", get(crate::forward_auth::check))
-        .route("/session/device", post(auth::confirm_device))
-        .route("/session/device/code", post(auth::resend_device_code))
-        .route("/session/step-up", post(auth::step_up))
-        .route(
-            "/session/permissions/{permission}",
-            get(account::permission),
-        )
+/// Every JSON endpoint, each registered with its OpenAPI description (so none can be served
+/// undocumented).
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::verify_email))
+        .routes(routes!(auth::log_in, auth::log_out))
+        .routes(routes!(auth::second_factor_options, auth::second_factor))
+        .routes(routes!(auth::second_factor_send))
+        .routes(routes!(crate::forward_auth::check))
+        .routes(routes!(auth::confirm_device))
+        .routes(routes!(auth::resend_device_code))
+        .routes(routes!(auth::step_up))
+        .routes(routes!(account::permission))
         .merge(subjects::routes())
         .merge(subject_keys::routes())
-        .route("/password-reset", post(auth::request_password_reset))
-        .route(
-            "/password-reset/complete",
-            post(auth::complete_password_reset),
-        )
-        .route("/account", get(account::show))
-        .route("/account/password", post(account::change_password))
-        .route("/account/email", post(account::request_email_change))
-        .route(
-            "/account/email/confirm",
-            post(account::confirm_email_change),
-        )
-        .route("/account/sessions", get(account::sessions))
-        .route("/account/sessions/{id}", delete(account::revoke_session))
-        .fallback(not_found)
+        .routes(routes!(auth::request_password_reset))
+        .routes(routes!(auth::complete_password_reset))
+        .routes(routes!(account::show))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::request_email_change))
+        .routes(routes!(account::confirm_email_change))
+        .routes(routes!(account::sessions))
+        .routes(routes!(account::revoke_session))
+}
+
+pub fn routes() -> Router<AppState> {
+    let (router, _) = api().split_for_parts();
+    router.fallback(not_found)
 }
 
 async fn not_found() -> Response {

@@ -1,35 +1,38 @@
 //! The verification API: factors of a tenant's subjects, authenticated with an API key.
 
 use super::ApiJson;
+use super::schema::{
+    ActiveFactor, BackupCodes, ChallengeSent, ChallengeState, FactorItem, FactorList,
+    NewFactorView, Problem, Verification, rfc3339,
+};
 use crate::client::Client;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
-use axum::Router;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::Deserialize;
-use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 use twofold_core::CoreError;
 use twofold_core::factor::otp_code::is_restricted;
 use twofold_core::model::DeliveryState;
 use twofold_core::ports::Channel;
 use twofold_core::service::{ApiCaller, VerifyResult};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/subjects/{subject}/factors", get(list).post(create))
-        .route("/subjects/{subject}/factors/{id}", delete(remove))
-        .route("/subjects/{subject}/factors/{id}/confirm", post(confirm))
-        .route("/subjects/{subject}/verify", post(verify))
-        .route("/subjects/{subject}/challenges", post(challenge))
-        .route("/subjects/{subject}/challenges/{id}", get(challenge_status))
-        .route("/subjects/{subject}/backup-codes", post(backup_codes))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
+        .routes(routes!(confirm))
+        .routes(routes!(verify))
+        .routes(routes!(challenge))
+        .routes(routes!(challenge_status))
+        .routes(routes!(backup_codes))
 }
 
 /// `Authorization: Bearer <API key>`; anything else is 401.
@@ -56,8 +59,9 @@ fn factor_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError(CoreError::NotFound))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewFactor {
+    /// `totp`, `sms` (with `phone`) or `email` (with `email`).
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -66,6 +70,11 @@ pub struct NewFactor {
     email: Option<String>,
 }
 
+#[utoipa::path(post, path = "/subjects/{subject}/factors", tag = "verification",
+    params(("subject" = String, Path, description = "The app's own user id")), request_body = NewFactor,
+    security(("api_key" = [])),
+    responses((status = 201, body = NewFactorView, description = "Pending until confirmed with a code"),
+        (status = 400, body = Problem), (status = 401, body = Problem, description = "Missing or unknown API key"), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn create(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -108,15 +117,18 @@ async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": f.id,
-            "type": channel.as_str(),
-            "label": f.label,
-            "status": "pending",
-            "hint": f.hint,
-            "restricted": is_restricted(channel.as_str()),
-            "expires_at": f.expires_at.and_then(|t| t.format(&Rfc3339).ok()),
-        })),
+        Json(NewFactorView {
+            id: f.id,
+            kind: channel.as_str().to_owned(),
+            label: f.label,
+            status: "pending",
+            hint: Some(f.hint),
+            restricted: Some(is_restricted(channel.as_str())),
+            secret: None,
+            otpauth_uri: None,
+            qr_svg: None,
+            expires_at: f.expires_at.map(rfc3339),
+        }),
     )
         .into_response())
 }
@@ -134,25 +146,31 @@ async fn create_totp(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": p.factor_id,
-            "type": "totp",
-            "label": p.label,
-            "status": "pending",
-            "secret": p.secret_base32,
-            "otpauth_uri": p.otpauth_uri,
-            "qr_svg": p.qr_svg,
-            "expires_at": p.expires_at.format(&Rfc3339).unwrap_or_default(),
-        })),
+        Json(NewFactorView {
+            id: p.factor_id,
+            kind: "totp".into(),
+            label: p.label.clone(),
+            status: "pending",
+            hint: None,
+            restricted: None,
+            secret: Some(p.secret_base32.clone()),
+            otpauth_uri: Some(p.otpauth_uri.clone()),
+            qr_svg: Some(p.qr_svg.clone()),
+            expires_at: Some(rfc3339(p.expires_at)),
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Code {
     code: String,
 }
 
+#[utoipa::path(post, path = "/subjects/{subject}/factors/{id}/confirm", tag = "verification",
+    params(("subject" = String, Path), ("id" = Uuid, Path)), request_body = Code, security(("api_key" = [])),
+    responses((status = 200, body = ActiveFactor), (status = 400, body = Problem), (status = 401, body = Problem, description = "Missing or unknown API key"), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "Wrong code"), (status = 429, body = Problem)))]
 async fn confirm(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -165,13 +183,19 @@ async fn confirm(
         .core()
         .api_confirm_factor(&caller, &subject, id, &body.code, &meta)
         .await?;
-    let mut out = json!({ "id": id, "status": "active" });
-    if let Some(codes) = codes {
-        out["backup_codes"] = json!(codes);
-    }
-    Ok(Json(out).into_response())
+    Ok(Json(ActiveFactor {
+        id,
+        kind: None,
+        status: "active",
+        backup_codes: codes,
+    })
+    .into_response())
 }
 
+#[utoipa::path(post, path = "/subjects/{subject}/verify", tag = "verification",
+    params(("subject" = String, Path)), request_body = Code, security(("api_key" = [])),
+    responses((status = 200, body = Verification, description = "`valid` says whether the code was right; each code works once"),
+        (status = 400, body = Problem), (status = 401, body = Problem, description = "Missing or unknown API key"), (status = 429, body = Problem, description = "The subject's budget of wrong codes is spent")))]
 async fn verify(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -188,18 +212,25 @@ async fn verify(
             factor_id,
             kind,
             backup_codes_left,
-        } => {
-            let mut v = json!({ "valid": true, "factor_id": factor_id, "type": kind });
-            if let Some(n) = backup_codes_left {
-                v["backup_codes_left"] = json!(n);
-            }
-            v
-        }
-        VerifyResult::Invalid => json!({ "valid": false }),
+        } => Verification {
+            valid: true,
+            factor_id,
+            kind: Some(kind),
+            backup_codes_left,
+        },
+        VerifyResult::Invalid => Verification {
+            valid: false,
+            factor_id: None,
+            kind: None,
+            backup_codes_left: None,
+        },
     };
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(get, path = "/subjects/{subject}/factors", tag = "verification",
+    params(("subject" = String, Path)), security(("api_key" = [])),
+    responses((status = 200, body = FactorList), (status = 401, body = Problem, description = "Missing or unknown API key")))]
 async fn list(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -208,22 +239,23 @@ async fn list(
     let factors = state.core().api_factors(&caller, &subject).await?;
     let list: Vec<_> = factors
         .iter()
-        .map(|f| {
-            json!({
-                "id": f.id,
-                "type": f.kind,
-                "label": f.label,
-                "status": "active",
-                "hint": f.hint,
-                "restricted": is_restricted(&f.kind),
-                "created_at": f.created_at.format(&Rfc3339).unwrap_or_default(),
-                "last_used_at": f.last_used_at.and_then(|t| t.format(&Rfc3339).ok()),
-            })
+        .map(|f| FactorItem {
+            id: f.id,
+            kind: f.kind.clone(),
+            label: f.label.clone(),
+            status: "active",
+            hint: f.hint.clone(),
+            restricted: is_restricted(&f.kind),
+            created_at: rfc3339(f.created_at),
+            last_used_at: f.last_used_at.map(rfc3339),
         })
         .collect();
-    Ok(Json(json!({ "factors": list })).into_response())
+    Ok(Json(FactorList { factors: list }).into_response())
 }
 
+#[utoipa::path(delete, path = "/subjects/{subject}/factors/{id}", tag = "verification",
+    params(("subject" = String, Path), ("id" = Uuid, Path)), security(("api_key" = [])),
+    responses((status = 204, description = "Removed"), (status = 401, body = Problem, description = "Missing or unknown API key"), (status = 404, body = Problem)))]
 async fn remove(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -238,6 +270,9 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/subjects/{subject}/backup-codes", tag = "verification",
+    params(("subject" = String, Path)), security(("api_key" = [])),
+    responses((status = 201, body = BackupCodes, description = "New codes; the old ones stop working"), (status = 401, body = Problem, description = "Missing or unknown API key"), (status = 404, body = Problem)))]
 async fn backup_codes(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -248,10 +283,10 @@ async fn backup_codes(
         .core()
         .api_backup_codes(&caller, &subject, &meta)
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "codes": codes }))).into_response())
+    Ok((StatusCode::CREATED, Json(BackupCodes { codes })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewChallenge {
     factor_id: String,
     /// The end user's IP address, for the per-IP send quota. The caller is the app's server,
@@ -261,6 +296,11 @@ pub struct NewChallenge {
 
 /// Sends a code to an `sms`/`email` factor. An `Idempotency-Key` header makes a retried
 /// request return the first challenge instead of sending another code.
+#[utoipa::path(post, path = "/subjects/{subject}/challenges", tag = "verification",
+    params(("subject" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first challenge")),
+    request_body = NewChallenge, security(("api_key" = [])),
+    responses((status = 202, body = ChallengeSent), (status = 400, body = Problem), (status = 401, body = Problem, description = "Missing or unknown API key"), (status = 404, body = Problem),
+        (status = 429, body = Problem, description = "Cooldown or send quota"), (status = 503, body = Problem, description = "SMS unavailable")))]
 async fn challenge(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -291,17 +331,20 @@ async fn challenge(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "challenge_id": sent.challenge_id,
-            "factor_id": sent.factor_id,
-            "channel": sent.channel.as_str(),
-            "hint": sent.hint,
-            "expires_at": sent.expires_at.format(&Rfc3339).unwrap_or_default(),
-        })),
+        Json(ChallengeSent {
+            challenge_id: sent.challenge_id,
+            factor_id: sent.factor_id,
+            channel: sent.channel.as_str().to_owned(),
+            hint: sent.hint,
+            expires_at: rfc3339(sent.expires_at),
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(get, path = "/subjects/{subject}/challenges/{id}", tag = "verification",
+    params(("subject" = String, Path), ("id" = Uuid, Path)), security(("api_key" = [])),
+    responses((status = 200, body = ChallengeState), (status = 401, body = Problem, description = "Missing or unknown API key"), (status = 404, body = Problem)))]
 async fn challenge_status(
     State(state): State<AppState>,
     Tenant(caller): Tenant,
@@ -309,14 +352,14 @@ async fn challenge_status(
 ) -> Result<Response, ApiError> {
     let id = factor_id(&id)?;
     let (c, status, delivery) = state.core().api_challenge(&caller, &subject, id).await?;
-    Ok(Json(json!({
-        "challenge_id": c.id,
-        "factor_id": c.factor_id,
-        "channel": c.channel,
-        "status": status,
-        "delivery": delivery.as_str(),
-        "delivery_failed": delivery == DeliveryState::Failed,
-        "expires_at": c.expires_at.format(&Rfc3339).unwrap_or_default(),
-    }))
+    Ok(Json(ChallengeState {
+        challenge_id: c.id,
+        factor_id: c.factor_id,
+        channel: c.channel.to_string(),
+        status: status.to_owned(),
+        delivery: delivery.as_str().to_owned(),
+        delivery_failed: delivery == DeliveryState::Failed,
+        expires_at: rfc3339(c.expires_at),
+    })
     .into_response())
 }
