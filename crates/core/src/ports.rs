@@ -575,6 +575,7 @@ pub trait AuditStore: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct SigningKeyRecord {
     pub id: Uuid,
+    pub alg: crate::oidc::jwt::SigningAlg,
     pub sealed: crate::keys::Sealed,
     pub created_at: OffsetDateTime,
     /// No longer signs; still published until tokens it signed have expired.
@@ -662,7 +663,7 @@ pub trait OidcStore: Send + Sync {
     async fn remove_oidc_client(&self, id: &str) -> StoreResult<bool>;
     /// Every signing key, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// Adds a key; every key still signing is retired at its creation time.
+    /// Adds a key; every key of its algorithm still signing is retired at its creation time.
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
     /// Stores (or replaces) a pending authorization request.
     async fn save_auth_request(

@@ -11,6 +11,7 @@ use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 use twofold_core::keys::Sealed;
 use twofold_core::model::{AccountId, AuditEvent};
+use twofold_core::oidc::jwt::SigningAlg;
 use twofold_core::oidc::{AuthRequest, Grant, OidcClient};
 use twofold_core::ports::{
     NewOidcCode, NewOidcToken, OidcStore, OidcTokenRecord, Redemption, SigningKeyRecord,
@@ -36,10 +37,15 @@ fn client_from_row(r: &AnyRow) -> StoreResult<(OidcClient, Option<Vec<u8>>)> {
             post_logout_redirect_uris: parse(&get::<String>(r, "post_logout_redirect_uris")?)?,
             confidential: secret.is_some(),
             first_party: get::<i64>(r, "first_party")? != 0,
+            id_token_alg: alg(&get::<String>(r, "id_token_alg")?)?,
             created_at: from_ms(get(r, "created_at")?)?,
         },
         secret,
     ))
+}
+
+fn alg(s: &str) -> StoreResult<SigningAlg> {
+    SigningAlg::parse(s).ok_or_else(|| StoreError::Other(format!("unknown signing algorithm {s}")))
 }
 
 fn record_from_row(r: &AnyRow, client_id: &str) -> StoreResult<OidcTokenRecord> {
@@ -108,8 +114,8 @@ impl OidcStore for SqlStore {
         secret_hash: Option<&[u8]>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO oidc_clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, first_party, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO oidc_clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, first_party, created_at, id_token_alg)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&client.id)
         .bind(&client.name)
@@ -118,6 +124,7 @@ impl OidcStore for SqlStore {
         .bind(json(&client.post_logout_redirect_uris)?)
         .bind(i64::from(client.first_party))
         .bind(ms(client.created_at))
+        .bind(client.id_token_alg.as_str())
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -170,7 +177,7 @@ impl OidcStore for SqlStore {
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        sqlx::query("SELECT id, key_id, private_key, created_at, retired_at FROM oidc_signing_keys ORDER BY created_at DESC, id DESC")
+        sqlx::query("SELECT id, alg, key_id, private_key, created_at, retired_at FROM oidc_signing_keys ORDER BY created_at DESC, id DESC")
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?
@@ -178,6 +185,7 @@ impl OidcStore for SqlStore {
             .map(|r| {
                 Ok(SigningKeyRecord {
                     id: uuid(&get::<String>(r, "id")?)?,
+                    alg: alg(&get::<String>(r, "alg")?)?,
                     sealed: Sealed {
                         key_id: get(r, "key_id")?,
                         blob: get(r, "private_key")?,
@@ -191,18 +199,22 @@ impl OidcStore for SqlStore {
 
     async fn add_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query("UPDATE oidc_signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(ms(key.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
         sqlx::query(
-            "INSERT INTO oidc_signing_keys (id, alg, key_id, private_key, created_at) VALUES ($1, 'ES256', $2, $3, $4)",
+            "UPDATE oidc_signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND alg = $2",
+        )
+        .bind(ms(key.created_at))
+        .bind(key.alg.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO oidc_signing_keys (id, alg, key_id, private_key, created_at) VALUES ($1, $5, $2, $3, $4)",
         )
         .bind(key.id.to_string())
         .bind(&key.sealed.key_id)
         .bind(key.sealed.blob.clone())
         .bind(ms(key.created_at))
+        .bind(key.alg.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -13,9 +13,11 @@ use openidconnect::{
 };
 use std::future::Future;
 use std::pin::Pin;
+use std::str::FromStr;
 use time::Duration;
 use twofold_core::Clock;
 use twofold_core::model::RequestMeta;
+use twofold_core::oidc::jwt::SigningAlg;
 use twofold_core::service::NewClient;
 use twofold_testkit::totp::handed_back;
 use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app};
@@ -66,6 +68,15 @@ async fn add_client(
     confidential: bool,
     first_party: bool,
 ) -> (String, Option<String>) {
+    add_client_signing(app, confidential, first_party, SigningAlg::Es256).await
+}
+
+async fn add_client_signing(
+    app: &TestApp,
+    confidential: bool,
+    first_party: bool,
+    id_token_alg: SigningAlg,
+) -> (String, Option<String>) {
     use secrecy::ExposeSecret;
     let (c, secret) = app
         .core
@@ -76,6 +87,7 @@ async fn add_client(
                 post_logout_redirect_uris: vec!["https://app.example/bye".into()],
                 confidential,
                 first_party,
+                id_token_alg,
             },
             &RequestMeta::default(),
         )
@@ -718,3 +730,66 @@ async fn consent_and_logout(db: TestDb) {
     let _ = AuthenticationContextClass::new("phr".into());
 }
 both_backends!(consent_and_logout_case, consent_and_logout);
+
+/// An RS256 client gets RS256 ID tokens; rotating the keys keeps old tokens verifiable (the
+/// retired key stays published) while new ones carry the new key id; `max_age` asks for a
+/// fresh sign-in once the session is older.
+async fn keys_and_max_age(db: TestDb) {
+    let app = spawn_app(db).await;
+    let c = app.client();
+    let email = "rsa@example.com";
+    app.verified_account(email, PW).await;
+    app.log_in_json(&c, email, PW).await;
+    let (id, secret) = add_client_signing(&app, true, true, SigningAlg::Rs256).await;
+    let rp = relying_party(&app, &id, secret.as_deref()).await;
+    let started = start(&rp, &[]);
+    let back = location(&c.get(&started.url).send().await.unwrap());
+    let (_, tokens) = redeem(&app, &rp, started, &query(&back, "code").unwrap()).await;
+    let old_token = tokens.id_token().unwrap().to_string();
+    let header = |t: &str| -> serde_json::Value {
+        use base64::Engine;
+        let h = t.split('.').next().unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(header(&old_token)["alg"], "RS256");
+
+    let made = app.core.rotate_signing_keys().await.unwrap();
+    assert_eq!(made.len(), 2, "ES256 and RS256 are both in use");
+    let jwks: serde_json::Value = c
+        .get(app.at("/oidc/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4, "{jwks}");
+    // A fresh discovery (new JWK Set): the old token still verifies, new ones use the new key.
+    let rp = relying_party(&app, &id, secret.as_deref()).await;
+    let old = openidconnect::core::CoreIdToken::from_str(&old_token).unwrap();
+    old.claims(&rp.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
+        .expect("a token signed before the rotation");
+    let started = start(&rp, &[]);
+    let back = location(&c.get(&started.url).send().await.unwrap());
+    let (_, tokens) = redeem(&app, &rp, started, &query(&back, "code").unwrap()).await;
+    let new_kid = header(&tokens.id_token().unwrap().to_string())["kid"].clone();
+    assert_ne!(new_kid, header(&old_token)["kid"]);
+    assert!(
+        made.iter()
+            .any(|k| serde_json::json!(k.id.to_string()) == new_kid)
+    );
+
+    // max_age: a session older than that is sent to sign in again.
+    app.clock.advance(Duration::minutes(10));
+    let started = start(&rp, &[("max_age", "300")]);
+    assert_eq!(
+        location(&c.get(&started.url).send().await.unwrap()),
+        "/login"
+    );
+}
+both_backends!(keys_and_max_age_case, keys_and_max_age);

@@ -7,7 +7,12 @@ use anyhow::Result;
 use clap::Subcommand;
 use secrecy::ExposeSecret;
 use twofold_core::model::RequestMeta;
+use twofold_core::oidc::jwt::SigningAlg;
 use twofold_core::service::NewClient;
+
+fn parse_alg(s: &str) -> Result<SigningAlg, String> {
+    SigningAlg::parse(s).ok_or_else(|| format!("{s:?}: use ES256 or RS256"))
+}
 
 #[derive(Subcommand)]
 pub enum ClientCommand {
@@ -28,6 +33,10 @@ pub enum ClientCommand {
         /// Another company's application: users are asked for consent first.
         #[arg(long)]
         third_party: bool,
+        /// How its ID tokens are signed: ES256 (default) or RS256 for libraries that know
+        /// nothing else.
+        #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+        id_token_alg: SigningAlg,
     },
     /// List registered applications.
     List,
@@ -45,6 +54,7 @@ pub async fn client(settings: &Settings, command: ClientCommand) -> Result<()> {
             post_logout_redirect_uris,
             public,
             third_party,
+            id_token_alg,
         } => core
             .oidc_add_client(
                 NewClient {
@@ -53,6 +63,7 @@ pub async fn client(settings: &Settings, command: ClientCommand) -> Result<()> {
                     post_logout_redirect_uris,
                     confidential: !public,
                     first_party: !third_party,
+                    id_token_alg,
                 },
                 &meta,
             )

@@ -68,8 +68,8 @@ pub enum KeysCommand {
     /// Add a new data-encryption key and re-seal every secret under it. Running servers pick
     /// the new key up from the key file when they first meet it.
     Rotate,
-    /// Make a new ID-token signing key; the old one stays in the JWK Set for a week so
-    /// tokens it signed still verify.
+    /// Make new ID-token signing keys; the old ones stay in the JWK Set for a week so
+    /// tokens they signed still verify.
     RotateSigning,
 }
 
@@ -97,10 +97,11 @@ pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<()> {
         KeysCommand::RotateSigning => {
             let (core, store) =
                 build_core(settings, &settings.public_url_for(settings.listen)).await?;
-            let result = core.rotate_signing_key().await;
+            let result = core.rotate_signing_keys().await;
             store.close().await;
-            let key = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("new token signing key {} (ES256)", key.id);
+            for key in result.map_err(|e| anyhow::anyhow!("{e}"))? {
+                println!("new token signing key {} ({})", key.id, key.alg.as_str());
+            }
             Ok(())
         }
         KeysCommand::Rotate => {

@@ -28,6 +28,8 @@ pub struct OidcClient {
     pub confidential: bool,
     /// The business's own app: no consent screen.
     pub first_party: bool,
+    /// How its ID tokens are signed (ES256 unless it only knows RS256).
+    pub id_token_alg: jwt::SigningAlg,
     pub created_at: OffsetDateTime,
 }
 

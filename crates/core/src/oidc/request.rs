@@ -221,6 +221,7 @@ mod tests {
             post_logout_redirect_uris: vec![],
             confidential,
             first_party: true,
+            id_token_alg: Default::default(),
             created_at: OffsetDateTime::UNIX_EPOCH,
         }
     }

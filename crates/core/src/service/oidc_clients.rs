@@ -18,6 +18,7 @@ pub struct NewClient {
     /// A server-side app that can keep a secret.
     pub confidential: bool,
     pub first_party: bool,
+    pub id_token_alg: crate::oidc::jwt::SigningAlg,
 }
 
 /// An address Twofold may send a browser to with a code: absolute, no fragment, and https
@@ -76,8 +77,10 @@ impl Core {
             post_logout_redirect_uris: new.post_logout_redirect_uris,
             confidential: new.confidential,
             first_party: new.first_party,
+            id_token_alg: new.id_token_alg,
             created_at: self.clock.now(),
         };
+        self.ensure_signing_key(client.id_token_alg).await?;
         let secret = new.confidential.then(|| self.new_secret());
         let hash = secret
             .as_ref()
@@ -89,7 +92,7 @@ impl Core {
             "oidc_client_added",
             None,
             meta,
-            json!({ "client_id": client.id, "name": client.name, "confidential": client.confidential, "first_party": client.first_party }),
+            json!({ "client_id": client.id, "name": client.name, "confidential": client.confidential, "first_party": client.first_party, "id_token_alg": client.id_token_alg.as_str() }),
         );
         self.store.record_audit(&audit).await?;
         Ok((client, secret))

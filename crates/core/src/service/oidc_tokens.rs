@@ -5,7 +5,8 @@
 use super::Core;
 use crate::error::CoreError;
 use crate::model::{Account, RequestMeta};
-use crate::oidc::jwt::{self, SigningKey};
+use crate::oidc::OidcClient;
+use crate::oidc::jwt::{self, SigningAlg, SigningKey};
 use crate::oidc::{IdTokenClaims, is_pkce_value, s256};
 use crate::ports::{NewOidcToken, OidcTokenKind, OidcTokenRecord, Redemption, SigningKeyRecord};
 use crate::token::TokenPurpose;
@@ -88,7 +89,7 @@ impl Core {
         req: &TokenRequest,
         meta: &RequestMeta,
     ) -> Result<TokenResponse, OAuthError> {
-        self.authenticate_client(creds).await?;
+        let client = self.authenticate_client(creds).await?;
         let access = self.new_secret();
         let refresh = self.new_secret();
         let now = self.clock.now();
@@ -188,7 +189,9 @@ impl Core {
             }
         };
         let account = self.grant_account(&record).await?;
-        let id_token = self.id_token(&account, &record, from_code).await?;
+        let id_token = self
+            .id_token(&account, &record, client.id_token_alg, from_code)
+            .await?;
         let audit = self.audit(
             "oidc_tokens_issued",
             Some(account.id),
@@ -231,24 +234,27 @@ impl Core {
         }
     }
 
-    async fn authenticate_client(&self, creds: &ClientCredentials) -> Result<(), OAuthError> {
+    async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<OidcClient, OAuthError> {
         use subtle::ConstantTimeEq;
         let bad = || OAuthError::new("invalid_client", "client authentication failed");
-        let (_, secret_hash) = self
+        let (client, secret_hash) = self
             .store
             .oidc_client(&creds.client_id)
             .await
             .map_err(CoreError::from)?
             .ok_or_else(bad)?;
         match (secret_hash, &creds.secret) {
-            (None, None) => Ok(()),
+            (None, None) => Ok(client),
             (Some(expected), Some(given)) => {
                 let hash = self.hash_token(
                     TokenPurpose::OidcClientSecret,
                     given.expose_secret().as_bytes(),
                 );
                 if bool::from(hash.ct_eq(&expected)) {
-                    Ok(())
+                    Ok(client)
                 } else {
                     Err(bad())
                 }
@@ -261,6 +267,7 @@ impl Core {
         &self,
         account: &Account,
         record: &OidcTokenRecord,
+        alg: SigningAlg,
         with_nonce: bool,
     ) -> Result<String, OAuthError> {
         let now = self.clock.now().unix_timestamp();
@@ -281,7 +288,7 @@ impl Core {
             email: email.then(|| account.email.clone()),
             email_verified: email.then_some(account.email_verified_at.is_some()),
         };
-        let key = self.active_signing_key().await?;
+        let key = self.active_signing_key(alg).await?;
         key.sign(&claims)
             .map_err(|e| OAuthError::from(CoreError::Internal(e.to_string())))
     }
@@ -305,55 +312,87 @@ impl Core {
         Ok(claims)
     }
 
-    /// The key that signs new tokens; the first one is made on first use.
-    async fn active_signing_key(&self) -> Result<SigningKey, CoreError> {
+    /// The key that signs new tokens with `alg`; the first one is made on first use.
+    async fn active_signing_key(&self, alg: SigningAlg) -> Result<SigningKey, CoreError> {
         let keys = self.store.signing_keys().await?;
-        let record = match keys.into_iter().find(|k| k.retired_at.is_none()) {
+        let record = match keys
+            .into_iter()
+            .find(|k| k.alg == alg && k.retired_at.is_none())
+        {
             Some(r) => r,
-            None => self.rotate_signing_key().await?,
+            None => self.new_signing_key(alg).await?,
         };
+        self.open_signing_key(&record)
+    }
+
+    fn open_signing_key(&self, record: &SigningKeyRecord) -> Result<SigningKey, CoreError> {
         let der = self
             .open_sealed(record.id.as_bytes(), &record.sealed)
             .map_err(|e| CoreError::Internal(format!("cannot open signing key: {e}")))?;
-        SigningKey::from_der(&record.id.to_string(), &der)
+        SigningKey::from_der(&record.id.to_string(), record.alg, &der)
             .map_err(|e| CoreError::Internal(e.to_string()))
     }
 
-    /// Makes a new signing key and retires the current one (it stays published for
-    /// `oidc.retired_key_ttl`, so tokens it signed still verify).
-    pub async fn rotate_signing_key(&self) -> Result<SigningKeyRecord, CoreError> {
+    /// An RS256 key for a client that needs one, so it is in the JWK Set before the first
+    /// token it signs.
+    pub(super) async fn ensure_signing_key(&self, alg: SigningAlg) -> Result<(), CoreError> {
+        self.active_signing_key(alg).await.map(|_| ())
+    }
+
+    /// Makes new signing keys (ES256, and RS256 where clients use it) and retires the current
+    /// ones, which stay published for `oidc.retired_key_ttl` so tokens they signed verify.
+    pub async fn rotate_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, CoreError> {
+        let in_use: std::collections::HashSet<SigningAlg> = self
+            .store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .map(|k| k.alg)
+            .chain([SigningAlg::Es256])
+            .collect();
+        let mut made = Vec::new();
+        for alg in SigningAlg::ALL {
+            if in_use.contains(&alg) {
+                made.push(self.new_signing_key(alg).await?);
+            }
+        }
+        Ok(made)
+    }
+
+    async fn new_signing_key(&self, alg: SigningAlg) -> Result<SigningKeyRecord, CoreError> {
         let id = self.new_id();
-        let der = jwt::generate_es256(self.random.as_ref())
+        // RSA key generation takes a while; it must not stall other requests on this thread.
+        let random = self.random.clone();
+        let der = tokio::task::spawn_blocking(move || jwt::generate(alg, random.as_ref()))
+            .await
+            .map_err(|e| CoreError::Internal(format!("key generation: {e}")))?
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         let sealed = self
             .keyring()
             .seal(self.random.as_ref(), id.as_bytes(), &der);
         let record = SigningKeyRecord {
             id,
+            alg,
             sealed,
             created_at: self.clock.now(),
             retired_at: None,
         };
         self.store.add_signing_key(&record).await?;
-        tracing::info!(kid = %id, "new token signing key");
+        tracing::info!(kid = %id, alg = alg.as_str(), "new token signing key");
         Ok(record)
     }
 
     /// The JWK Set: the signing key and recently retired ones.
     pub async fn oidc_jwks(&self) -> Result<JwkSet, CoreError> {
         // Makes the first key, so an application can fetch the set before any sign-in.
-        self.active_signing_key().await?;
+        self.active_signing_key(SigningAlg::Es256).await?;
         let cutoff = self.clock.now() - self.settings.oidc.retired_key_ttl;
         let mut keys = Vec::new();
         for record in self.store.signing_keys().await? {
             if record.retired_at.is_some_and(|at| at < cutoff) {
                 continue;
             }
-            let der = self
-                .open_sealed(record.id.as_bytes(), &record.sealed)
-                .map_err(|e| CoreError::Internal(format!("cannot open signing key: {e}")))?;
-            let key = SigningKey::from_der(&record.id.to_string(), &der)
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            let key = self.open_signing_key(&record)?;
             keys.push(
                 key.public_jwk()
                     .map_err(|e| CoreError::Internal(e.to_string()))?,

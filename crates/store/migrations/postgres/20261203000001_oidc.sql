@@ -7,6 +7,7 @@ CREATE TABLE oidc_clients (
     secret_hash               BYTEA,
     redirect_uris             TEXT NOT NULL,
     post_logout_redirect_uris TEXT NOT NULL,
+    id_token_alg              TEXT NOT NULL DEFAULT 'ES256',
     first_party               BIGINT NOT NULL,
     created_at                BIGINT NOT NULL
 );
