@@ -77,20 +77,21 @@ pub async fn client(settings: &Settings, command: ClientCommand) -> Result<()> {
             }),
         ClientCommand::List => core.oidc_clients().await.map(|clients| {
             for c in clients {
+                let kind = if c.confidential {
+                    "confidential"
+                } else {
+                    "public"
+                };
+                let party = if c.first_party {
+                    "first-party"
+                } else {
+                    "third-party"
+                };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{kind}\t{party}\t{}\t{}",
                     c.id,
                     c.name,
-                    if c.confidential {
-                        "confidential"
-                    } else {
-                        "public"
-                    },
-                    if c.first_party {
-                        "first-party"
-                    } else {
-                        "third-party"
-                    },
+                    c.id_token_alg.as_str(),
                     c.redirect_uris.join(" ")
                 );
             }

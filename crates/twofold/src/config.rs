@@ -50,8 +50,46 @@ pub struct Settings {
     /// What requests a reverse proxy checks with `GET /api/v1/forward-auth` need, per host
     /// and path prefix: `public`, `one_factor`, `two_factors` or `phishing_resistant`.
     pub forward_auth: twofold_core::assurance::ForwardAuthRules,
+    /// Lifetimes of what the OpenID Connect provider hands out.
+    pub oidc: OidcSettings,
     pub metrics: MetricsSettings,
     pub branding: Branding,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    pub access_token_minutes: u32,
+    pub id_token_minutes: u32,
+    /// From the sign-in; each use rotates the token but does not extend this.
+    pub refresh_token_days: u32,
+    /// How long a replaced signing key stays in the JWK Set.
+    pub retired_key_days: u32,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        let d = twofold_core::oidc::OidcSettings::default();
+        Self {
+            access_token_minutes: d.access_token_ttl.whole_minutes() as u32,
+            id_token_minutes: d.id_token_ttl.whole_minutes() as u32,
+            refresh_token_days: d.refresh_token_ttl.whole_days() as u32,
+            retired_key_days: d.retired_key_ttl.whole_days() as u32,
+        }
+    }
+}
+
+impl OidcSettings {
+    pub fn core(&self) -> twofold_core::oidc::OidcSettings {
+        use time::Duration;
+        twofold_core::oidc::OidcSettings {
+            access_token_ttl: Duration::minutes(self.access_token_minutes.into()),
+            id_token_ttl: Duration::minutes(self.id_token_minutes.into()),
+            refresh_token_ttl: Duration::days(self.refresh_token_days.into()),
+            retired_key_ttl: Duration::days(self.retired_key_days.into()),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -255,6 +293,7 @@ impl Default for Settings {
             policy: Default::default(),
             devices: Default::default(),
             forward_auth: Default::default(),
+            oidc: Default::default(),
             metrics: Default::default(),
             branding: Branding::default(),
         }
@@ -404,6 +443,12 @@ impl Settings {
         }
         if self.session.idle_timeout_minutes == 0 || self.session.lifetime_hours == 0 {
             bail!("session timeouts must be positive");
+        }
+        if self.oidc.access_token_minutes == 0
+            || self.oidc.id_token_minutes == 0
+            || self.oidc.refresh_token_days == 0
+        {
+            bail!("oidc: token lifetimes must be at least 1");
         }
         if let Err(m) = self.forward_auth.validate() {
             bail!("{m}");

@@ -58,6 +58,7 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         policy: settings.policy.clone(),
         devices: settings.devices.clone(),
         forward_auth: settings.forward_auth.clone(),
+        oidc: settings.oidc.core(),
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();

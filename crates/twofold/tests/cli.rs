@@ -767,3 +767,165 @@ fn policy_commands_apply_to_a_running_server() {
     assert_eq!(log_in(), "signed_in");
     server.stop();
 }
+
+/// `twofold client` and `keys rotate-signing`, and a whole code + refresh exchange with the
+/// server logging at debug: no code, token or client secret in the log.
+#[test]
+fn oidc_clients_and_tokens_stay_out_of_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cb = "https://app.example/cb";
+    let refused = run(
+        &[
+            "client",
+            "add",
+            "--name",
+            "Shop",
+            "--redirect-uri",
+            "http://app.example/cb",
+        ],
+        &data,
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("must use https"));
+    let out = run(
+        &["client", "add", "--name", "Shop", "--redirect-uri", cb],
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id: "))
+        .unwrap()
+        .to_owned();
+    let secret = stdout.lines().last().unwrap().trim().to_owned();
+    let listed = String::from_utf8_lossy(&run(&["client", "list"], &data).stdout).into_owned();
+    assert!(listed.contains(&id) && listed.contains("confidential") && listed.contains("ES256"));
+    create_verified_user(&data, "oidc@example.com");
+
+    let server = Server::start(&data, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let app = reqwest::Client::new();
+    let verifier = "a-verifier-of-at-least-forty-three-characters-0123456789";
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+    };
+    let (code, tokens, refreshed) = rt.block_on(async {
+        let r = browser
+            .post(server.at("/api/v1/session"))
+            .json(&json!({ "email": "oidc@example.com", "password": PW }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut authorize = url::Url::parse(&server.at("/oidc/authorize")).unwrap();
+        authorize.query_pairs_mut().extend_pairs([
+            ("response_type", "code"),
+            ("client_id", &id),
+            ("redirect_uri", cb),
+            ("scope", "openid email"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        let r = browser.get(authorize.as_str()).send().await.unwrap();
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        let code = url::Url::parse(&to)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        let tokens: serde_json::Value = app
+            .post(server.at("/oidc/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", cb),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let refreshed: serde_json::Value = app
+            .post(server.at("/oidc/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                ("client_id", &id),
+                ("client_secret", &secret),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (code, tokens, refreshed)
+    });
+    assert!(refreshed["access_token"].is_string(), "{refreshed}");
+
+    // A rotation while the server runs: the JWK Set has the old key and the new one.
+    let out = run(&["keys", "rotate-signing"], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(ES256)"));
+    let keys = rt.block_on(async {
+        let jwks: serde_json::Value = app
+            .get(server.at("/oidc/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"].as_array().unwrap().len()
+    });
+    assert_eq!(keys, 2);
+
+    // A removed client's tokens and credentials stop working.
+    assert!(run(&["client", "remove", &id], &data).status.success());
+    let status = rt.block_on(async {
+        app.get(server.at("/oidc/userinfo"))
+            .bearer_auth(refreshed["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 401);
+    let (_, log) = server.stop();
+    for (what, value) in [
+        ("code", code.as_str()),
+        ("client secret", secret.as_str()),
+        ("access token", tokens["access_token"].as_str().unwrap()),
+        ("refresh token", tokens["refresh_token"].as_str().unwrap()),
+        ("id token", tokens["id_token"].as_str().unwrap()),
+        (
+            "rotated refresh token",
+            refreshed["refresh_token"].as_str().unwrap(),
+        ),
+    ] {
+        assert!(!log.contains(value), "the {what} is in the log");
+    }
+    assert!(log.contains("/oidc/token"), "requests are logged (by path)");
+}
