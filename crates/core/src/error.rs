@@ -46,6 +46,9 @@ pub enum CoreError {
     /// A sensitive action needs two-step verification, which the account has not set up.
     #[error("Set up two-step verification first.")]
     TwoFactorSetupRequired,
+    /// Signed in, but not allowed here (a customer at the operator console).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("Not found.")]
     NotFound,
     #[error("The server is busy. Try again in {retry_after_secs} seconds.")]

@@ -23,6 +23,8 @@ pub struct Account {
     pub ip_verification: bool,
     /// Runs the installation; the policy may hold operators to phishing-resistant sign-in.
     pub operator: bool,
+    /// Locked by an operator: no sign-in (answered like a wrong password) until unlocked.
+    pub locked_at: Option<OffsetDateTime>,
 }
 
 /// Password hashes stay out of debug output (and so out of any log line).
@@ -48,6 +50,21 @@ impl Account {
     pub fn is_verified(&self) -> bool {
         self.email_verified_at.is_some()
     }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked_at.is_some()
+    }
+}
+
+/// What the audit-log viewer looks for.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub account: Option<AccountId>,
+    pub event: Option<String>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    /// Older than this event (the next page).
+    pub before: Option<(OffsetDateTime, Uuid)>,
 }
 
 #[derive(Clone)]
@@ -488,6 +505,7 @@ mod tests {
             two_factor_required: false,
             ip_verification: true,
             operator: false,
+            locked_at: None,
         };
         let printed = format!("{account:?}");
         assert!(printed.contains("a@example.com"));

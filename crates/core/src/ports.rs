@@ -727,6 +727,33 @@ pub trait OidcStore: Send + Sync {
     ) -> StoreResult<Option<OidcTokenRecord>>;
 }
 
+/// What the operator console reads and changes beyond the other ports.
+#[async_trait]
+pub trait ConsoleStore: Send + Sync {
+    /// Accounts whose address contains `query` (case-insensitive), by address.
+    async fn search_accounts(&self, query: &str, limit: u32) -> StoreResult<Vec<Account>>;
+    /// Locks (`Some`) or unlocks (`None`) an account with the change's effects, if it is not
+    /// in that state already. Returns whether it changed.
+    async fn set_locked(
+        &self,
+        id: AccountId,
+        locked_at: Option<OffsetDateTime>,
+        effects: &Effects,
+    ) -> StoreResult<bool>;
+    /// Switches new-network verification with the change's effects, in one transaction.
+    async fn set_ip_verification_notified(
+        &self,
+        id: AccountId,
+        on: bool,
+        effects: &Effects,
+    ) -> StoreResult<()>;
+    /// Writes effects that accompany no other change (revoking every session).
+    async fn record_effects(&self, effects: &Effects) -> StoreResult<()>;
+    /// Audit events matching `filter`, newest first.
+    async fn search_audit(&self, filter: &AuditFilter, limit: u32)
+    -> StoreResult<Vec<AuditRecord>>;
+}
+
 #[async_trait]
 pub trait HealthStore: Send + Sync {
     /// Database reachable and every embedded migration applied.
@@ -754,6 +781,7 @@ pub trait Store:
     + EmailChangeStore
     + PolicyStore
     + OidcStore
+    + ConsoleStore
 {
 }
 
@@ -775,6 +803,7 @@ impl<T> Store for T where
         + EmailChangeStore
         + PolicyStore
         + OidcStore
+        + ConsoleStore
 {
 }
 

@@ -12,7 +12,7 @@ use twofold_core::ports::{AccountStore, StoreResult};
 /// The account columns, as a macro so queries stay `&'static str` (sqlx refuses dynamic SQL).
 macro_rules! account_columns {
     () => {
-        "id, email, password_hash, email_verified_at, security_stamp, created_at, two_factor_required, ip_verification, operator"
+        "id, email, password_hash, email_verified_at, security_stamp, created_at, two_factor_required, ip_verification, operator, locked_at"
     };
 }
 
@@ -27,6 +27,7 @@ pub(crate) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
         two_factor_required: get::<i64>(row, "two_factor_required")? != 0,
         ip_verification: get::<i64>(row, "ip_verification")? != 0,
         operator: get::<i64>(row, "operator")? != 0,
+        locked_at: opt_from_ms(get(row, "locked_at")?)?,
     })
 }
 

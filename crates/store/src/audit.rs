@@ -26,6 +26,22 @@ where
     Ok(())
 }
 
+pub(crate) fn audit_from_row(r: &sqlx::any::AnyRow) -> StoreResult<AuditRecord> {
+    let detail: String = get(r, "detail")?;
+    Ok(AuditRecord {
+        id: uuid(&get::<String>(r, "id")?)?,
+        at: from_ms(get(r, "at")?)?,
+        account_id: get::<Option<String>>(r, "account_id")?
+            .map(|s| uuid(&s))
+            .transpose()?,
+        event: get(r, "event")?,
+        ip: get(r, "ip")?,
+        user_agent: get(r, "user_agent")?,
+        detail: serde_json::from_str(&detail)
+            .map_err(|e| StoreError::Other(format!("audit detail: {e}")))?,
+    })
+}
+
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
@@ -46,22 +62,6 @@ impl AuditStore for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = get(r, "detail")?;
-                Ok(AuditRecord {
-                    id: uuid(&get::<String>(r, "id")?)?,
-                    at: from_ms(get(r, "at")?)?,
-                    account_id: get::<Option<String>>(r, "account_id")?
-                        .map(|s| uuid(&s))
-                        .transpose()?,
-                    event: get(r, "event")?,
-                    ip: get(r, "ip")?,
-                    user_agent: get(r, "user_agent")?,
-                    detail: serde_json::from_str(&detail)
-                        .map_err(|e| StoreError::Other(format!("audit detail: {e}")))?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from_row).collect()
     }
 }

@@ -11,6 +11,7 @@ mod audit;
 pub mod backend;
 mod challenges;
 mod codec;
+mod console;
 mod devices;
 mod effects;
 mod email_changes;

@@ -50,7 +50,7 @@ impl PolicyStore for SqlStore {
     ) -> StoreResult<Vec<Account>> {
         let rows = sqlx::query(
             "SELECT a.id, a.email, a.password_hash, a.email_verified_at, a.security_stamp,
-                    a.created_at, a.two_factor_required, a.ip_verification, a.operator
+                    a.created_at, a.two_factor_required, a.ip_verification, a.operator, a.locked_at
              FROM accounts a
              WHERE a.email_verified_at IS NOT NULL
                AND a.two_factor_required = 0

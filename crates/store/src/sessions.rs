@@ -91,7 +91,7 @@ impl SessionStore for SqlStore {
             "SELECT ",
             session_columns!(),
             ", a.id, a.email, a.password_hash, a.email_verified_at, a.security_stamp, a.created_at,
-              a.two_factor_required, a.ip_verification, a.operator
+              a.two_factor_required, a.ip_verification, a.operator, a.locked_at
              FROM sessions s JOIN accounts a ON a.id = s.account_id
              WHERE s.token_hash = $1"
         ))

@@ -117,6 +117,31 @@ impl SmtpSink {
     }
 }
 
+impl SmtpSink {
+    /// Waits (up to 15 s) for a mail to `to` whose text contains `text`. Mail goes out in the
+    /// background, in no promised order, so this is the way to wait for one notice among
+    /// several.
+    pub async fn wait_for_text(&self, to: &str, text: &str) -> ReceivedMail {
+        for _ in 0..300 {
+            if let Some(m) = self
+                .all()
+                .into_iter()
+                .find(|m| m.to.iter().any(|t| t == to) && m.data.contains(text))
+            {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no mail to {to} containing {text:?}; got {:?}",
+            self.all()
+                .iter()
+                .map(|m| (&m.to, m.subject()))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.stop();

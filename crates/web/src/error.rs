@@ -52,6 +52,7 @@ pub fn classify(e: &CoreError) -> (StatusCode, &'static str, String) {
             "two-factor-setup-required",
             e.to_string(),
         ),
+        Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", e.to_string()),
         NotFound => (StatusCode::NOT_FOUND, "not-found", e.to_string()),
         Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
         Unavailable(_) => (

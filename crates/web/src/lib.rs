@@ -2,6 +2,7 @@
 //! Handlers extract and validate, call one core method, and shape the answer; the mapping from
 //! core errors to HTTP lives in [`error`] and nowhere else.
 
+mod admin;
 mod api;
 mod client;
 mod csrf;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(oidc::routes())
+        .merge(admin::routes())
         .route(
             "/forward-auth/start",
             axum::routing::get(forward_auth::start),

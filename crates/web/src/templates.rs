@@ -38,6 +38,9 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "oidc_consent.html",
     "oidc_logout.html",
     "api_docs.html",
+    "admin_home.html",
+    "admin_account.html",
+    "admin_audit.html",
 );
 
 pub struct Templates {

@@ -109,7 +109,8 @@ impl Core {
         };
 
         let (account, needs_rehash) = match (account, verified) {
-            (Some(a), Verified::Valid { needs_rehash }) => (a, needs_rehash),
+            // A locked account answers exactly like a wrong password (no oracle).
+            (Some(a), Verified::Valid { needs_rehash }) if !a.is_locked() => (a, needs_rehash),
             (account, _) => {
                 self.store
                     .record_failure(&account_key, now, now - budget_a.window)
@@ -253,6 +254,10 @@ impl Core {
         amr: Vec<String>,
         meta: &RequestMeta,
     ) -> Result<(SecretString, Session), CoreError> {
+        // Every way to a session passes here: a locked account gets none.
+        if account.is_locked() {
+            return Err(CoreError::InvalidCredentials);
+        }
         let (token, record) = self.new_session(account, kind, amr, meta);
         let event = match kind {
             SessionKind::Full => "login_succeeded",

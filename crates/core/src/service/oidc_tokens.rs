@@ -221,7 +221,7 @@ impl Core {
             .await
             .map_err(CoreError::from)?;
         match account {
-            Some(a) if a.security_stamp == record.security_stamp => Ok(a),
+            Some(a) if a.security_stamp == record.security_stamp && !a.is_locked() => Ok(a),
             _ => {
                 self.store
                     .revoke_token_family(record.family_id, self.clock.now())

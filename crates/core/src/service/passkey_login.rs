@@ -51,7 +51,7 @@ impl Core {
             .store
             .account_by_id(user)
             .await?
-            .filter(Account::is_verified)
+            .filter(|a| a.is_verified() && !a.is_locked())
             .ok_or(CoreError::KeyRejected(REJECTED))?;
         let owner = Owner::Account(account.id);
         if stored.suspicious_at.is_some() {

@@ -40,6 +40,7 @@ impl Core {
         if now >= session.expires_at
             || now >= idle_deadline
             || session.security_stamp != account.security_stamp
+            || account.is_locked()
         {
             return Err(CoreError::Unauthenticated);
         }

@@ -146,7 +146,7 @@ impl Core {
     }
 
     /// A new verification token and the sealed mail that carries its link.
-    fn verification_link(
+    pub(super) fn verification_link(
         &self,
         account: AccountId,
         email: &str,

@@ -39,6 +39,7 @@ pub async fn account_page(
     let account = context! {
         email => &ctx.account.email,
         created_at => when(ctx.account.created_at),
+        operator => ctx.account.operator,
     };
     let grace = match state.core().grace_notice(&ctx).await {
         Ok(g) => g.map(|g| {
