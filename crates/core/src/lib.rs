@@ -20,6 +20,7 @@ pub mod policy;
 pub mod ports;
 pub mod random;
 pub mod service;
+pub mod stats;
 pub mod throttle;
 pub mod token;
 

@@ -752,6 +752,22 @@ pub trait ConsoleStore: Send + Sync {
     /// Audit events matching `filter`, newest first.
     async fn search_audit(&self, filter: &AuditFilter, limit: u32)
     -> StoreResult<Vec<AuditRecord>>;
+    /// Counts of accounts and factors now (a scan: for the statistics job only).
+    async fn stats_snapshot(&self) -> StoreResult<crate::stats::Snapshot>;
+    /// The events [`crate::stats::tally`] reads, from `from` (inclusive) to `to`.
+    async fn tallied_events(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<(String, serde_json::Value)>>;
+    /// Replaces the rows of `day` whose name is in `names` with `rows`.
+    async fn replace_stats(
+        &self,
+        day: time::Date,
+        names: &[&str],
+        rows: &[crate::stats::StatRow],
+    ) -> StoreResult<()>;
+    async fn stats_since(&self, day: time::Date) -> StoreResult<Vec<crate::stats::StatRow>>;
 }
 
 #[async_trait]

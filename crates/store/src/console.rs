@@ -3,12 +3,14 @@
 use crate::SqlStore;
 use crate::accounts::account_from_row;
 use crate::audit::audit_from_row;
-use crate::codec::{db_error, ms};
+use crate::codec::{db_error, get, ms};
 use crate::effects::apply_effects;
 use async_trait::async_trait;
+use time::Date;
 use time::OffsetDateTime;
 use twofold_core::model::{Account, AccountId, AuditFilter, AuditRecord, Effects};
-use twofold_core::ports::{ConsoleStore, StoreResult};
+use twofold_core::ports::{ConsoleStore, StoreError, StoreResult};
+use twofold_core::stats::{Snapshot, StatRow};
 
 /// `%`, `_` and `\` in a search are literal characters, not patterns.
 fn like_pattern(query: &str) -> String {
@@ -89,6 +91,118 @@ impl ConsoleStore for SqlStore {
         tx.commit().await.map_err(db_error)
     }
 
+    async fn stats_snapshot(&self) -> StoreResult<Snapshot> {
+        let active = count(
+            &self.pool,
+            "SELECT COUNT(*) FROM accounts a WHERE a.email_verified_at IS NOT NULL AND a.locked_at IS NULL",
+        )
+        .await?;
+        let with_two_factor = count(
+            &self.pool,
+            "SELECT COUNT(*) FROM accounts a WHERE a.email_verified_at IS NOT NULL AND a.locked_at IS NULL
+               AND EXISTS (SELECT 1 FROM factors f WHERE f.owner = 'account:' || a.id AND f.status = 'active')",
+        )
+        .await?;
+        let without_two_factor_not_required = count(
+            &self.pool,
+            "SELECT COUNT(*) FROM accounts a WHERE a.email_verified_at IS NOT NULL AND a.locked_at IS NULL
+               AND a.two_factor_required = 0
+               AND NOT EXISTS (SELECT 1 FROM factors f WHERE f.owner = 'account:' || a.id AND f.status = 'active')",
+        )
+        .await?;
+        let rows = sqlx::query(
+            "SELECT f.kind AS kind, COUNT(DISTINCT a.id) AS n FROM accounts a
+               JOIN factors f ON f.owner = 'account:' || a.id AND f.status = 'active'
+             WHERE a.email_verified_at IS NOT NULL AND a.locked_at IS NULL
+             GROUP BY f.kind ORDER BY f.kind",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let by_method = rows
+            .iter()
+            .map(|r| Ok((get::<String>(r, "kind")?, get::<i64>(r, "n")?)))
+            .collect::<StoreResult<_>>()?;
+        Ok(Snapshot {
+            active,
+            with_two_factor,
+            by_method,
+            without_two_factor_not_required,
+        })
+    }
+
+    async fn tallied_events(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> StoreResult<Vec<(String, serde_json::Value)>> {
+        let rows = sqlx::query(
+            "SELECT event, detail FROM audit_log WHERE at >= $1 AND at < $2 AND event IN (
+               'factor_enrollment_started', 'factor_added', 'login_succeeded', 'backup_code_used',
+               'second_factor_failed', 'second_step_abandoned', 'second_step_voided', 'code_sent')",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = get(r, "detail")?;
+                Ok((
+                    get(r, "event")?,
+                    serde_json::from_str(&detail)
+                        .map_err(|e| StoreError::Other(format!("audit detail: {e}")))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn replace_stats(&self, day: Date, names: &[&str], rows: &[StatRow]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for name in names {
+            sqlx::query("DELETE FROM stats_daily WHERE day = $1 AND name = $2")
+                .bind(day_text(day))
+                .bind(*name)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO stats_daily (day, name, label, value) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(day_text(r.day))
+            .bind(&r.name)
+            .bind(&r.label)
+            .bind(r.value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn stats_since(&self, day: Date) -> StoreResult<Vec<StatRow>> {
+        let rows = sqlx::query(
+            "SELECT day, name, label, value FROM stats_daily WHERE day >= $1 ORDER BY day, name, label",
+        )
+        .bind(day_text(day))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(StatRow {
+                    day: parse_day(&get::<String>(r, "day")?)?,
+                    name: get(r, "name")?,
+                    label: get(r, "label")?,
+                    value: get(r, "value")?,
+                })
+            })
+            .collect()
+    }
+
     async fn search_audit(
         &self,
         filter: &AuditFilter,
@@ -143,6 +257,22 @@ impl ConsoleStore for SqlStore {
             .map_err(db_error)?;
         rows.iter().map(audit_from_row).collect()
     }
+}
+
+fn day_text(d: Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn parse_day(s: &str) -> StoreResult<Date> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(s, &fmt).map_err(|e| StoreError::Other(format!("stats day {s}: {e}")))
+}
+
+async fn count(pool: &sqlx::AnyPool, sql: &'static str) -> StoreResult<i64> {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)
 }
 
 #[cfg(test)]

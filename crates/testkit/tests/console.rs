@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 use time::Duration;
+use twofold_core::Clock;
 use twofold_core::model::RequestMeta;
 use twofold_testkit::totp::csrf_of;
 use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app};
@@ -257,3 +258,117 @@ async fn console(db: TestDb) {
     assert_eq!(r.status(), 400);
 }
 both_backends!(console_case, console);
+
+/// The statistics against numbers worked out by hand on a small dataset: four active
+/// accounts (one more locked, one unverified), three with an authenticator app, one that
+/// started but never confirmed one, one sign-in with a code and one wrong code.
+async fn statistics(db: TestDb) {
+    let app = spawn_app(db).await;
+    let op = app.client();
+    app.verified_account("ops@example.com", PW).await;
+    app.core
+        .set_operator("ops@example.com", true, &RequestMeta::default())
+        .await
+        .unwrap();
+    app.log_in_json(&op, "ops@example.com", PW).await;
+    app.enroll_totp(&op, "phone").await;
+    let mut secrets = Vec::new();
+    for who in ["a", "b"] {
+        let email = format!("{who}@example.com");
+        app.verified_account(&email, PW).await;
+        let c = app.client();
+        app.log_in_json(&c, &email, PW).await;
+        secrets.push((email, app.enroll_totp(&c, "phone").await.0));
+    }
+    // c starts an authenticator and leaves it pending.
+    app.verified_account("c@example.com", PW).await;
+    let c = app.client();
+    app.log_in_json(&c, "c@example.com", PW).await;
+    let page = c.get(app.at("/account/security")).send().await.unwrap();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let r = c
+        .post(app.at("/account/security/totp"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // d is locked, e never verified its address.
+    app.verified_account("d@example.com", PW).await;
+    let d = app.core.account_by_email("d@example.com").await.unwrap();
+    let r = act(&app, &op, &d.id.to_string(), "lock", "test").await;
+    assert_eq!(r.status(), 303);
+    let r = app
+        .client()
+        .post(app.at("/api/v1/signup"))
+        .json(&serde_json::json!({ "email": "e@example.com", "password": PW }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // a signs in with a wrong code, then the right one.
+    let (a_email, a_secret) = &secrets[0];
+    let a = app.client();
+    app.clock.advance(Duration::seconds(30));
+    assert_eq!(
+        app.log_in_json(&a, a_email, PW).await["status"],
+        "second_factor_required"
+    );
+    assert_eq!(app.second_factor(&a, "000000").await.status(), 422);
+    assert_eq!(
+        app.second_factor(&a, &app.code_now(a_secret))
+            .await
+            .status(),
+        200
+    );
+
+    app.core.aggregate_stats().await.unwrap();
+    let html = op
+        .get(app.at("/admin/stats"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<strong>75.0%</strong> of 4 active accounts have two-step verification (3)"),
+        "{html}"
+    );
+    assert!(html.contains("<svg") && (html.contains("<polyline") || html.contains("<circle")));
+    let csv = op
+        .get(app.at("/admin/stats.csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let today = app.clock.now().date();
+    for row in [
+        "active_accounts,,4",
+        "with_two_factor,,3",
+        "with_method,totp,3",
+        "enroll_started,totp,4",
+        "enroll_confirmed,totp,3",
+        "second_step,success:otp,1",
+        "second_step,wrong_code,1",
+    ] {
+        assert!(
+            csv.contains(&format!("{today},{row}\n")),
+            "{row} missing in\n{csv}"
+        );
+    }
+    // A second run replaces the rows rather than adding to them.
+    app.core.aggregate_stats().await.unwrap();
+    let again = op
+        .get(app.at("/admin/stats.csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, again);
+}
+both_backends!(statistics_case, statistics);

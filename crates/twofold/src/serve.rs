@@ -231,6 +231,12 @@ async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "policy reminders failed"),
         }
+        // Statistics at start and then every half hour; a scan of accounts, never per page.
+        if round % 30 == 0
+            && let Err(e) = core.aggregate_stats().await
+        {
+            tracing::warn!(error = %e, "statistics job failed");
+        }
         if round % 10 == 0 {
             match core.purge_expired_sessions().await {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "expired sessions removed"),

@@ -41,6 +41,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "admin_home.html",
     "admin_account.html",
     "admin_audit.html",
+    "admin_stats.html",
 );
 
 pub struct Templates {

@@ -11,6 +11,7 @@ use crate::model::{
     Account, AccountId, AuditFilter, AuditRecord, Effects, KnownDevice, Owner, RequestMeta,
     Session, StampChange, TrustedBrowser,
 };
+use crate::stats::{StatRow, StatsReport};
 use serde_json::json;
 
 /// What an operator can do to an account.
@@ -258,5 +259,84 @@ impl Core {
     ) -> Result<Vec<AuditRecord>, CoreError> {
         self.require_console(ctx).await?;
         Ok(self.store.search_audit(filter, limit.min(10_000)).await?)
+    }
+}
+
+impl Core {
+    /// The statistics job: today's snapshot, and the event counters of today and yesterday
+    /// (yesterday again, for events that came in after its last run). Run by a background
+    /// task; rerunning it replaces the same rows.
+    pub async fn aggregate_stats(&self) -> Result<(), CoreError> {
+        let now = self.clock.now();
+        let today = now.date();
+        let snapshot = self.store.stats_snapshot().await?;
+        let in_grace = matches!(
+            self.policy().await?.enforce_from,
+            Some(day) if day > today
+        );
+        self.store
+            .replace_stats(
+                today,
+                &[
+                    "active_accounts",
+                    "with_two_factor",
+                    "in_grace",
+                    "with_method",
+                ],
+                &snapshot.rows(today, in_grace),
+            )
+            .await?;
+        for day in [today.previous_day().unwrap_or(today), today] {
+            let start = day.midnight().assume_utc();
+            let events = self
+                .store
+                .tallied_events(start, start + time::Duration::days(1))
+                .await?;
+            let rows: Vec<StatRow> =
+                crate::stats::tally(events.iter().map(|(e, d)| (e.as_str(), d)))
+                    .into_iter()
+                    .map(|((name, label), value)| StatRow {
+                        day,
+                        name,
+                        label,
+                        value,
+                    })
+                    .collect();
+            self.store
+                .replace_stats(
+                    day,
+                    &[
+                        "enroll_started",
+                        "enroll_confirmed",
+                        "second_step",
+                        "sms_sent",
+                    ],
+                    &rows,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The last 90 days of statistics, and the rows themselves (for the CSV export).
+    pub async fn console_stats(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<(StatsReport, Vec<StatRow>), CoreError> {
+        self.require_console(ctx).await?;
+        let since = self.clock.now().date() - time::Duration::days(89);
+        let rows = self.store.stats_since(since).await?;
+        Ok((StatsReport::from_rows(&rows), rows))
+    }
+
+    /// Days until the policy's deadline for existing accounts, if one is ahead.
+    pub async fn days_to_deadline(&self) -> Result<Option<i64>, CoreError> {
+        let today = self.clock.now().date();
+        Ok(self
+            .policy()
+            .await?
+            .enforce_from
+            .filter(|d| *d > today)
+            .map(|d| (d - today).whole_days()))
     }
 }

@@ -3,6 +3,8 @@
 //! extractor here only turns "step up first" into the way there.
 
 mod audit;
+mod charts;
+mod stats;
 
 use crate::client::Client;
 use crate::csrf::CsrfForm;
@@ -28,6 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/accounts/{id}/actions", post(act))
         .route("/admin/audit", get(audit::page))
         .route("/admin/audit.jsonl", get(audit::export))
+        .route("/admin/stats", get(stats::page))
+        .route("/admin/stats.csv", get(stats::csv))
 }
 
 /// A signed-in operator who has proven what the console needs in this session. Others: a
