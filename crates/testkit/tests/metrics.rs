@@ -81,6 +81,7 @@ async fn figures(db: TestDb) {
         1.0,
     );
     at_least("twofold_events_total", &[("event", "login_failed")], 1.0);
+    at_least("twofold_enrollments_total", &[("method", "totp")], 1.0);
     at_least(
         "twofold_http_request_duration_seconds_count",
         &[("route", "/api/v1/session"), ("method", "POST")],

@@ -288,6 +288,12 @@ impl Core {
         // Every security event is counted by name (logins, lockouts, enrollments, deliveries
         // …): the audit log's shape, without its personal data.
         metrics::counter!("twofold_events_total", "event" => event).increment(1);
+        if event == "factor_added"
+            && let Some(method) = detail["type"].as_str()
+        {
+            metrics::counter!("twofold_enrollments_total", "method" => method.to_owned())
+                .increment(1);
+        }
         AuditEvent {
             id: self.new_id(),
             at: self.clock.now(),

@@ -128,6 +128,7 @@ impl Core {
         &self,
         ctx: &SessionContext,
         kind: KeyKind,
+        meta: &crate::model::RequestMeta,
     ) -> Result<CeremonyStart, CoreError> {
         self.require_may_add(ctx, "webauthn").await?;
         // Held to phishing-resistant sign-in, an operator signs in with a passkey (discoverable,
@@ -142,15 +143,25 @@ impl Core {
                 "Operator accounts add a passkey (a key or device that asks for your PIN or biometrics).",
             ));
         }
-        self.begin_key_registration(
-            &*self.relying_party()?,
-            &Owner::Account(ctx.account.id),
-            Some(ctx.session.id),
-            ctx.account.id,
-            &ctx.account.email,
-            kind,
-        )
-        .await
+        let start = self
+            .begin_key_registration(
+                &*self.relying_party()?,
+                &Owner::Account(ctx.account.id),
+                Some(ctx.session.id),
+                ctx.account.id,
+                &ctx.account.email,
+                kind,
+            )
+            .await?;
+        // The enrollment funnel's first step, as for authenticator apps and code factors.
+        let audit = self.audit(
+            "factor_enrollment_started",
+            Some(ctx.account.id),
+            meta,
+            serde_json::json!({ "type": "webauthn", "passkey": kind == KeyKind::Passkey }),
+        );
+        self.store.record_audit(&audit).await?;
+        Ok(start)
     }
 
     /// `user_id` and `user_name` are what the authenticator stores (the handle that passkey

@@ -39,6 +39,7 @@ pub struct BeginRegistration {
 pub async fn register_begin(
     State(state): State<AppState>,
     EnrollingSession(ctx): EnrollingSession,
+    crate::client::Client(meta): crate::client::Client,
     CsrfForm(form): CsrfForm<BeginRegistration>,
 ) -> Response {
     let kind = if form.kind == "passkey" {
@@ -48,7 +49,7 @@ pub async fn register_begin(
     };
     match state
         .core()
-        .account_begin_key_registration(&ctx, kind)
+        .account_begin_key_registration(&ctx, kind, &meta)
         .await
     {
         Ok(start) => options(start),
