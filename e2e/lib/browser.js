@@ -34,4 +34,25 @@ async function saveFailureArtifacts(prefix, t, pages, serverLog) {
   console.error(`# failure artifacts: ${path.join(ARTIFACTS, base)}-*`);
 }
 
-module.exports = { launch, saveFailureArtifacts, ARTIFACTS };
+/**
+ * Gives `page`'s browser context a virtual authenticator through the DevTools protocol
+ * (resident keys, user verification on; `transport` 'internal' is a platform authenticator,
+ * 'usb' a security key). Returns its id and the CDP session.
+ */
+async function addVirtualAuthenticator(page, transport = 'internal') {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport,
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return { cdp, authenticatorId };
+}
+
+module.exports = { launch, saveFailureArtifacts, addVirtualAuthenticator, ARTIFACTS };

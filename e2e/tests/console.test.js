@@ -6,23 +6,8 @@
 const { describe, it, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer, backends } = require('../lib/server');
-const { launch, saveFailureArtifacts } = require('../lib/browser');
+const { launch, saveFailureArtifacts, addVirtualAuthenticator } = require('../lib/browser');
 const flows = require('../lib/flows');
-
-async function withAuthenticator(page) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable', { enableUI: false });
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-}
 
 for (const backend of backends()) {
   describe(`operator console (${backend})`, () => {
@@ -64,7 +49,7 @@ for (const backend of backends()) {
       // The customer adds a passkey.
       const customer = await newPage();
       await customer.goto(`${server.baseUrl}/login`);
-      await withAuthenticator(customer);
+      await addVirtualAuthenticator(customer);
       await flows.signIn(server, customer, customerEmail);
       await customer.waitForURL(/\/account$/);
       await customer.goto(`${server.baseUrl}/account/security`);
@@ -75,7 +60,7 @@ for (const backend of backends()) {
       // The operator signs in, adds the passkey the policy asks for, opens the console.
       const operator = await newPage();
       await operator.goto(`${server.baseUrl}/login`);
-      await withAuthenticator(operator);
+      await addVirtualAuthenticator(operator);
       await flows.signIn(server, operator, operatorEmail);
       await operator.waitForURL(/\/login\/set-up$/);
       await operator.getByRole('button', { name: /^Add a passkey/ }).click();

@@ -7,7 +7,7 @@
 const { describe, it, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer, backends, freePort } = require('../lib/server');
-const { launch, saveFailureArtifacts } = require('../lib/browser');
+const { launch, saveFailureArtifacts, addVirtualAuthenticator } = require('../lib/browser');
 const { startRelyingParty } = require('../lib/relying_party');
 const flows = require('../lib/flows');
 
@@ -99,18 +99,7 @@ for (const backend of backends()) {
       await flows.createVerifiedAccount(server, email);
       const page = await newPage();
       await page.goto(`${server.baseUrl}/login`);
-      const cdp = await page.context().newCDPSession(page);
-      await cdp.send('WebAuthn.enable', { enableUI: false });
-      await cdp.send('WebAuthn.addVirtualAuthenticator', {
-        options: {
-          protocol: 'ctap2',
-          transport: 'internal',
-          hasResidentKey: true,
-          hasUserVerification: true,
-          isUserVerified: true,
-          automaticPresenceSimulation: true,
-        },
-      });
+      await addVirtualAuthenticator(page);
       await flows.signIn(server, page, email);
       await page.waitForURL(/\/account$/);
 

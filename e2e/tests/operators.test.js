@@ -6,7 +6,7 @@
 const { describe, it, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer, backends } = require('../lib/server');
-const { launch, saveFailureArtifacts } = require('../lib/browser');
+const { launch, saveFailureArtifacts, addVirtualAuthenticator } = require('../lib/browser');
 const flows = require('../lib/flows');
 
 for (const backend of backends()) {
@@ -36,18 +36,7 @@ for (const backend of backends()) {
       const page = await (await browser.newContext()).newPage();
       pages.push(page);
       await page.goto(`${server.baseUrl}/login`);
-      const cdp = await page.context().newCDPSession(page);
-      await cdp.send('WebAuthn.enable', { enableUI: false });
-      await cdp.send('WebAuthn.addVirtualAuthenticator', {
-        options: {
-          protocol: 'ctap2',
-          transport: 'internal',
-          hasResidentKey: true,
-          hasUserVerification: true,
-          isUserVerified: true,
-          automaticPresenceSimulation: true,
-        },
-      });
+      await addVirtualAuthenticator(page);
       const email = `operator-${Date.now()}@example.com`;
       await flows.createVerifiedAccount(server, email);
       server.cli(['user', 'promote', email]);

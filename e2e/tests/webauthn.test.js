@@ -5,25 +5,8 @@
 const { describe, it, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer, backends } = require('../lib/server');
-const { launch, saveFailureArtifacts } = require('../lib/browser');
+const { launch, saveFailureArtifacts, addVirtualAuthenticator } = require('../lib/browser');
 const flows = require('../lib/flows');
-
-/** Adds a virtual authenticator to the page's browser context; returns its id and CDP session. */
-async function virtualAuthenticator(page, transport) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable', { enableUI: false });
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport,
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return { cdp, authenticatorId };
-}
 
 for (const backend of backends()) {
   describe(`security keys and passkeys (${backend})`, () => {
@@ -59,7 +42,7 @@ for (const backend of backends()) {
     it('adds a security key as second factor, signs in with it, and refuses a replayed assertion', async () => {
       const page = await newPage();
       await page.goto(`${server.baseUrl}/login`);
-      const { cdp, authenticatorId } = await virtualAuthenticator(page, 'usb');
+      const { cdp, authenticatorId } = await addVirtualAuthenticator(page, 'usb');
       const email = `key-${Date.now()}@example.com`;
       await flows.createVerifiedAccount(server, email);
       await flows.signIn(server, page, email);
@@ -125,7 +108,7 @@ for (const backend of backends()) {
     it('adds a passkey and signs in with it alone, no password', async () => {
       const page = await newPage();
       await page.goto(`${server.baseUrl}/login`);
-      const { cdp, authenticatorId } = await virtualAuthenticator(page, 'internal');
+      const { cdp, authenticatorId } = await addVirtualAuthenticator(page, 'internal');
       const email = `passkey-${Date.now()}@example.com`;
       await flows.createVerifiedAccount(server, email);
       await flows.signIn(server, page, email);
@@ -189,7 +172,7 @@ for (const backend of backends()) {
       const page = await (await browser.newContext()).newPage();
       pages.push(page);
       await page.goto(`${server.baseUrl}/password-reset`);
-      await virtualAuthenticator(page, 'usb');
+      await addVirtualAuthenticator(page, 'usb');
 
       const reg = await api('/webauthn/registrations', { kind: 'security_key' });
       assert.equal(reg.status, 200, JSON.stringify(reg.body));
@@ -268,7 +251,7 @@ for (const backend of backends()) {
       const page = await (await browser.newContext()).newPage();
       pages.push(page);
       await page.goto(`${server.baseUrl}/password-reset`);
-      await virtualAuthenticator(page, 'usb');
+      await addVirtualAuthenticator(page, 'usb');
       const email = `remove-${Date.now()}@example.com`;
       await flows.createVerifiedAccount(server, email);
       await flows.signIn(server, page, email);
@@ -303,7 +286,7 @@ for (const backend of backends()) {
       try {
         const page = await (await browser.newContext()).newPage();
         await page.goto(`${server.baseUrl}/password-reset`);
-        await virtualAuthenticator(page, 'usb');
+        await addVirtualAuthenticator(page, 'usb');
         const email = `model-${Date.now()}@example.com`;
         await flows.createVerifiedAccount(server, email);
         await flows.signIn(server, page, email);

@@ -173,6 +173,18 @@ impl TestApp {
         format!("{}{}", self.url, path)
     }
 
+    /// The body of `GET path` with `client`, whatever the status.
+    pub async fn get_text(&self, client: &reqwest::Client, path: &str) -> String {
+        client
+            .get(self.at(path))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body")
+    }
+
     /// Signs up and verifies an account through the API; returns nothing, panics on failure.
     pub async fn verified_account(&self, email: &str, password: &str) {
         let c = self.client();

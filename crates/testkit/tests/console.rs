@@ -86,14 +86,7 @@ async fn console(db: TestDb) {
     app.enroll_totp(&op, "phone").await;
     let r = op.get(app.at("/account")).send().await.unwrap();
     assert_eq!(location(&r), format!("{}/admin?q=customer", app.url));
-    let html = op
-        .get(app.at("/admin?q=CUSTOMER"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text(&op, "/admin?q=CUSTOMER").await;
     let id = html
         .split("/admin/accounts/")
         .nth(1)
@@ -101,14 +94,7 @@ async fn console(db: TestDb) {
         .expect("the customer in the results")
         .to_owned();
     assert!(html.contains(cust_email));
-    let page = op
-        .get(app.at(&format!("/admin/accounts/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text(&op, &format!("/admin/accounts/{id}")).await;
     assert!(page.contains("<h2>Sessions</h2>") && page.contains(cust_email));
 
     // No reason, no action (and nothing written).
@@ -203,14 +189,7 @@ async fn console(db: TestDb) {
     app.smtp
         .wait_for_text(cust_email, "removed all second factors")
         .await;
-    let page = op
-        .get(app.at(&back))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text(&op, &back).await;
     assert!(page.contains("Two-step verification was reset; the customer was told."));
     assert!(
         page.split("<h2>Second factors</h2>")
@@ -234,14 +213,7 @@ async fn console(db: TestDb) {
         assert!(all.iter().any(|e| e["event"] == event), "{event} missing");
     }
     assert!(all.iter().all(|e| e["account_id"] == id.as_str()));
-    let page = op
-        .get(app.at("/admin/audit?event=account_locked"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text(&op, "/admin/audit?event=account_locked").await;
     assert!(page.contains("fraud review"));
     assert!(!page.contains("travelling"));
     let r = op
@@ -323,27 +295,13 @@ async fn statistics(db: TestDb) {
     );
 
     app.core.aggregate_stats().await.unwrap();
-    let html = op
-        .get(app.at("/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text(&op, "/admin/stats").await;
     assert!(
         html.contains("<strong>75.0%</strong> of 4 active accounts have two-step verification (3)"),
         "{html}"
     );
     assert!(html.contains("<svg") && (html.contains("<polyline") || html.contains("<circle")));
-    let csv = op
-        .get(app.at("/admin/stats.csv"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = app.get_text(&op, "/admin/stats.csv").await;
     let today = app.clock.now().date();
     for row in [
         "active_accounts,,4",
@@ -361,14 +319,7 @@ async fn statistics(db: TestDb) {
     }
     // A second run replaces the rows rather than adding to them.
     app.core.aggregate_stats().await.unwrap();
-    let again = op
-        .get(app.at("/admin/stats.csv"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = app.get_text(&op, "/admin/stats.csv").await;
     assert_eq!(csv, again);
 }
 both_backends!(statistics_case, statistics);

@@ -86,17 +86,24 @@ async fn filter_of(
     })
 }
 
+/// The events the query selects, at most `limit`.
+async fn select(
+    state: &AppState,
+    ctx: &SessionContext,
+    q: &AuditQuery,
+    limit: u32,
+) -> Result<Vec<twofold_core::model::AuditRecord>, CoreError> {
+    let filter = filter_of(state, ctx, q).await?;
+    state.core().console_audit(ctx, &filter, limit).await
+}
+
 pub async fn page(
     State(state): State<AppState>,
     jar: CookieJar,
     Operator(ctx): Operator,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let filter = match filter_of(&state, &ctx, &q).await {
-        Ok(f) => f,
-        Err(e) => return error_page(&state, e),
-    };
-    let events = match state.core().console_audit(&ctx, &filter, PAGE).await {
+    let events = match select(&state, &ctx, &q, PAGE).await {
         Ok(e) => e,
         Err(e) => return error_page(&state, e),
     };
@@ -150,11 +157,7 @@ pub async fn export(
     Operator(ctx): Operator,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let filter = match filter_of(&state, &ctx, &q).await {
-        Ok(f) => f,
-        Err(e) => return error_page(&state, e),
-    };
-    let events = match state.core().console_audit(&ctx, &filter, EXPORT).await {
+    let events = match select(&state, &ctx, &q, EXPORT).await {
         Ok(e) => e,
         Err(e) => return error_page(&state, e),
     };
