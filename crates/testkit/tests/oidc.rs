@@ -340,6 +340,23 @@ both_backends!(code_flow_case, code_flow);
 async fn refused(db: TestDb) {
     let app = spawn_app(db).await;
     let c = app.client();
+    // A browser app's preflight for userinfo is answered (no cookies are involved).
+    let r = c
+        .request(reqwest::Method::OPTIONS, app.at("/oidc/userinfo"))
+        .header("origin", "https://spa.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(
+        r.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("Authorization")
+    );
     let (id, secret) = add_client(&app, true, true).await;
     let (public_id, _) = add_client(&app, false, true).await;
     let authorize = |params: &[(&str, &str)]| {

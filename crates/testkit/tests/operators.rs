@@ -156,6 +156,25 @@ async fn codes_refused_at_the_second_step(db: TestDb) {
             .status(),
         401
     );
+    // Nor does a code prove a step-up, and it is refused before it is used: the same code
+    // works once the policy no longer binds operators.
+    let code = app.code_now(&secret);
+    let step_up = |code: String| {
+        c.post(app.at("/api/v1/session/step-up"))
+            .json(&json!({ "code": code }))
+            .send()
+    };
+    let r = step_up(code.clone()).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["type"],
+        "urn:twofold:problem:forbidden-by-policy"
+    );
+    app.core
+        .set_policy(&Policy::default(), &meta)
+        .await
+        .unwrap();
+    assert_eq!(step_up(code).await.unwrap().status(), 200);
 }
 both_backends!(
     an_operator_code_is_refused_at_the_second_step,

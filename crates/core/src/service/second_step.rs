@@ -273,6 +273,17 @@ impl Core {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
+        // Operators held to passkeys prove them again with the key, never with a code; the
+        // code is refused before anything is consumed or counted.
+        if self
+            .policy()
+            .await?
+            .phishing_resistant_for(ctx.account.operator)
+        {
+            return Err(CoreError::PolicyForbids(
+                "Operator accounts confirm with their passkey: use “Use your security key or passkey”.",
+            ));
+        }
         let owner = Owner::Account(ctx.account.id);
         match self
             .use_second_factor(

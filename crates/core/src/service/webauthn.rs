@@ -606,6 +606,9 @@ impl Core {
             .await
         {
             Ok(used) => {
+                // A key without user verification is not enough for an operator held to
+                // passkeys.
+                self.require_key_if_bound(&ctx.account, Some(&used)).await?;
                 self.record_step_up(ctx, &used.amr()).await?;
                 Ok(())
             }

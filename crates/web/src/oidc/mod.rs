@@ -27,8 +27,13 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/authorize", get(authorize).post(authorize_form))
         .route("/oidc/authorize/continue", get(resume))
         .route("/oidc/consent", post(consent))
-        .route("/oidc/token", post(token::token))
-        .route("/oidc/userinfo", get(token::userinfo).post(token::userinfo))
+        .route("/oidc/token", post(token::token).options(token::preflight))
+        .route(
+            "/oidc/userinfo",
+            get(token::userinfo)
+                .post(token::userinfo)
+                .options(token::preflight),
+        )
         .route("/oidc/logout", get(logout).post(logout_form))
         .route("/oidc/logout/confirm", post(logout_confirm))
 }

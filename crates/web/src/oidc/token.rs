@@ -136,6 +136,30 @@ pub async fn token(
     }
 }
 
+/// CORS preflight for browser apps (public clients): they send `Authorization` to userinfo
+/// and may post the token form from their own origin. No cookie is read by either endpoint.
+pub async fn preflight() -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    res
+}
+
 /// Userinfo takes the access token as a Bearer header (RFC 6750 §2.1).
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = headers
