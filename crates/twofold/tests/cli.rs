@@ -881,6 +881,32 @@ fn oidc_clients_and_tokens_stay_out_of_the_logs() {
     });
     assert!(refreshed["access_token"].is_string(), "{refreshed}");
 
+    // A new data-encryption key re-seals the signing key too, and the running server still
+    // signs with it.
+    let out = run(&["keys", "rotate"], &data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("re-sealed 0 secret"),
+        "the signing key is a sealed secret: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let resealed: serde_json::Value = rt.block_on(async {
+        app.post(server.at("/oidc/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refreshed["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert!(resealed["id_token"].is_string(), "{resealed}");
+    let refreshed = resealed;
+
     // A rotation while the server runs: the JWK Set has the old key and the new one.
     let out = run(&["keys", "rotate-signing"], &data);
     assert!(
