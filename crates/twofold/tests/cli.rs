@@ -884,7 +884,11 @@ fn oidc_clients_and_tokens_stay_out_of_the_logs() {
     // A new data-encryption key re-seals the signing key too, and the running server still
     // signs with it.
     let out = run(&["keys", "rotate"], &data);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("re-sealed 0 secret"),
         "the signing key is a sealed secret: {}",
@@ -895,7 +899,10 @@ fn oidc_clients_and_tokens_stay_out_of_the_logs() {
             .basic_auth(&id, Some(&secret))
             .form(&[
                 ("grant_type", "refresh_token"),
-                ("refresh_token", refreshed["refresh_token"].as_str().unwrap()),
+                (
+                    "refresh_token",
+                    refreshed["refresh_token"].as_str().unwrap(),
+                ),
             ])
             .send()
             .await

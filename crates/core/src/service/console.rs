@@ -127,6 +127,16 @@ impl Core {
         Ok(self.store.search_accounts(query, 50).await?)
     }
 
+    /// The account with exactly this address (for the audit log's filter).
+    pub async fn console_find_account(
+        &self,
+        ctx: &SessionContext,
+        email: &str,
+    ) -> Result<Account, CoreError> {
+        self.require_console(ctx).await?;
+        self.account_by_email(email).await
+    }
+
     pub async fn console_account(
         &self,
         ctx: &SessionContext,

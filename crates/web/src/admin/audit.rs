@@ -54,15 +54,8 @@ async fn filter_of(
 ) -> Result<AuditFilter, CoreError> {
     let account = match q.email.trim() {
         "" => None,
-        email => {
-            // Through the console, so only an operator learns whether the address exists.
-            let found = state.core().console_search(ctx, email).await?;
-            let exact = found
-                .into_iter()
-                .find(|a| a.email.eq_ignore_ascii_case(email))
-                .ok_or(CoreError::NotFound)?;
-            Some(exact.id)
-        }
+        // Through the console, so only an operator learns whether the address exists.
+        email => Some(state.core().console_find_account(ctx, email).await?.id),
     };
     let before = match q.before.as_deref() {
         None | Some("") => None,
