@@ -719,6 +719,8 @@ pub trait OidcStore: Send + Sync {
     ) -> StoreResult<Redemption>;
     /// Revokes every token of a family. Returns how many were still live.
     async fn revoke_token_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Drops codes, tokens and requests that expired before `before`. Returns how many.
+    async fn purge_oidc(&self, before: OffsetDateTime) -> StoreResult<u64>;
     /// A live access token.
     async fn oidc_access_token(
         &self,

@@ -58,14 +58,18 @@ fn record_from_row(r: &AnyRow, client_id: &str) -> StoreResult<OidcTokenRecord> 
     })
 }
 
+/// Stores `tokens` for `record`; none outlives `cap` (a rotated refresh token keeps the
+/// lifetime of the sign-in it came from).
 async fn insert_tokens(
     tx: &mut Transaction<'_, Any>,
     record: &OidcTokenRecord,
     tokens: &[NewOidcToken],
     now: OffsetDateTime,
+    cap: Option<OffsetDateTime>,
 ) -> StoreResult<()> {
     let grant = json(&record.grant)?;
     for t in tokens {
+        let expires_at = cap.map_or(t.expires_at, |c| c.min(t.expires_at));
         sqlx::query(
             "INSERT INTO oidc_tokens (token_hash, kind, family_id, client_id, account_id, grant_json, security_stamp, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -78,7 +82,7 @@ async fn insert_tokens(
         .bind(&grant)
         .bind(&record.security_stamp)
         .bind(ms(now))
-        .bind(ms(t.expires_at))
+        .bind(ms(expires_at))
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
@@ -340,12 +344,6 @@ impl OidcStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        // Codes live a minute; old ones go with each new one.
-        sqlx::query("DELETE FROM oidc_codes WHERE expires_at < $1")
-            .bind(ms(code.created_at - time::Duration::days(1)))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
         insert_audit(&mut *tx, audit).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -378,7 +376,7 @@ impl OidcStore for SqlStore {
             match row {
                 Some(r) => {
                     let record = record_from_row(&r, client_id)?;
-                    insert_tokens(&mut tx, &record, tokens, now).await?;
+                    insert_tokens(&mut tx, &record, tokens, now, None).await?;
                     Redemption::Granted(record)
                 }
                 None => replayed(
@@ -404,7 +402,7 @@ impl OidcStore for SqlStore {
             "UPDATE oidc_tokens SET used_at = $3
              WHERE token_hash = $1 AND client_id = $2 AND kind = 'refresh'
                AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3
-             RETURNING account_id, grant_json, family_id, security_stamp",
+             RETURNING account_id, grant_json, family_id, security_stamp, expires_at",
         )
         .bind(token_hash.to_vec())
         .bind(client_id)
@@ -415,7 +413,8 @@ impl OidcStore for SqlStore {
         let outcome = match row {
             Some(r) => {
                 let record = record_from_row(&r, client_id)?;
-                insert_tokens(&mut tx, &record, tokens, now).await?;
+                let cap = from_ms(get(&r, "expires_at")?)?;
+                insert_tokens(&mut tx, &record, tokens, now, Some(cap)).await?;
                 Redemption::Granted(record)
             }
             None => replayed(
@@ -439,6 +438,23 @@ impl OidcStore for SqlStore {
         .await
         .map_err(db_error)?
         .rows_affected())
+    }
+
+    async fn purge_oidc(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM oidc_codes WHERE expires_at < $1",
+            "DELETE FROM oidc_tokens WHERE expires_at < $1",
+            "DELETE FROM oidc_requests WHERE expires_at < $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(ms(before))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+        }
+        Ok(n)
     }
 
     async fn oidc_access_token(

@@ -808,5 +808,34 @@ async fn keys_and_max_age(db: TestDb) {
         location(&c.get(&started.url).send().await.unwrap()),
         "/login"
     );
+
+    // Housekeeping keeps what has not been expired for a day.
+    assert_eq!(app.core.purge_oidc().await.unwrap(), 0);
+
+    // A refresh token's lifetime runs from the sign-in: rotating does not extend it.
+    let mut refresh = tokens.refresh_token().unwrap().clone();
+    for days in [20, 9] {
+        app.clock.advance(Duration::days(days));
+        let rotated = rp
+            .exchange_refresh_token(&refresh)
+            .unwrap()
+            .request_async(&rp_http())
+            .await;
+        refresh = rotated
+            .expect("within 30 days of the sign-in")
+            .refresh_token()
+            .unwrap()
+            .clone();
+    }
+    app.clock.advance(Duration::days(2));
+    let late = rp
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&rp_http())
+        .await;
+    assert!(format!("{late:?}").contains("invalid_grant"), "{late:?}");
+
+    // Codes and tokens expired for more than a day are forgotten.
+    assert!(app.core.purge_oidc().await.unwrap() >= 4);
 }
 both_backends!(keys_and_max_age_case, keys_and_max_age);

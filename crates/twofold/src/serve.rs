@@ -253,6 +253,13 @@ async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
             if let Err(e) = core.purge_device_challenges().await {
                 tracing::warn!(error = %e, "device code clean-up failed");
             }
+            match core.purge_oidc().await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(removed = n, "expired OIDC codes and tokens removed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "OIDC clean-up failed"),
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -382,6 +382,13 @@ impl Core {
         Ok(record)
     }
 
+    /// Housekeeping: forgets codes, tokens and pending requests a day after they expired (a
+    /// replayed code within that day still finds its family to revoke).
+    pub async fn purge_oidc(&self) -> Result<u64, CoreError> {
+        let before = self.clock.now() - time::Duration::days(1);
+        Ok(self.store.purge_oidc(before).await?)
+    }
+
     /// The JWK Set: the signing key and recently retired ones.
     pub async fn oidc_jwks(&self) -> Result<JwkSet, CoreError> {
         // Makes the first key, so an application can fetch the set before any sign-in.

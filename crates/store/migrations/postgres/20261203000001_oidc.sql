@@ -52,6 +52,8 @@ CREATE TABLE oidc_codes (
     used_at        BIGINT
 );
 
+CREATE INDEX oidc_codes_by_expiry ON oidc_codes (expires_at);
+
 CREATE TABLE oidc_tokens (
     token_hash     BYTEA PRIMARY KEY,
     kind           TEXT NOT NULL,
@@ -67,3 +69,4 @@ CREATE TABLE oidc_tokens (
 );
 CREATE INDEX oidc_tokens_by_family ON oidc_tokens (family_id);
 CREATE INDEX oidc_tokens_by_account ON oidc_tokens (account_id);
+CREATE INDEX oidc_tokens_by_expiry ON oidc_tokens (expires_at);
