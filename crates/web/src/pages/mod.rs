@@ -275,7 +275,9 @@ async fn script_js() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
+            // Pages depend on what it does (handing the browser back to an app after a form):
+            // an hour-old copy from before an upgrade must not be used.
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         include_str!("../../static/twofold.js"),
     )
