@@ -90,13 +90,31 @@ async fn insert_tokens(
     Ok(())
 }
 
-/// After a conditional UPDATE found nothing: was the code or token used before?
-async fn replayed(
+/// What the consuming UPDATE's row (if any) comes to: the tokens it buys, stored now (capped
+/// at the consumed row's own expiry when `capped`), or — when nothing was consumed — whether
+/// the code or token had been used before (`replay_sql` looks it up by its hash).
+#[allow(clippy::too_many_arguments)]
+async fn settle(
     tx: &mut Transaction<'_, Any>,
-    sql: &'static str,
+    consumed: Option<AnyRow>,
+    client_id: &str,
+    tokens: &[NewOidcToken],
+    now: OffsetDateTime,
+    capped: bool,
+    replay_sql: &'static str,
     hash: &[u8],
 ) -> StoreResult<Redemption> {
-    let row = sqlx::query(sql)
+    if let Some(r) = consumed {
+        let record = record_from_row(&r, client_id)?;
+        let cap = if capped {
+            Some(from_ms(get(&r, "expires_at")?)?)
+        } else {
+            None
+        };
+        insert_tokens(tx, &record, tokens, now, cap).await?;
+        return Ok(Redemption::Granted(record));
+    }
+    let row = sqlx::query(replay_sql)
         .bind(hash.to_vec())
         .fetch_optional(&mut **tx)
         .await
@@ -372,20 +390,17 @@ impl OidcStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        let outcome =
-            match row {
-                Some(r) => {
-                    let record = record_from_row(&r, client_id)?;
-                    insert_tokens(&mut tx, &record, tokens, now, None).await?;
-                    Redemption::Granted(record)
-                }
-                None => replayed(
-                    &mut tx,
-                    "SELECT used_at, family_id, account_id FROM oidc_codes WHERE code_hash = $1",
-                    code_hash,
-                )
-                .await?,
-            };
+        let outcome = settle(
+            &mut tx,
+            row,
+            client_id,
+            tokens,
+            now,
+            false,
+            "SELECT used_at, family_id, account_id FROM oidc_codes WHERE code_hash = $1",
+            code_hash,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(outcome)
     }
@@ -410,20 +425,17 @@ impl OidcStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        let outcome = match row {
-            Some(r) => {
-                let record = record_from_row(&r, client_id)?;
-                let cap = from_ms(get(&r, "expires_at")?)?;
-                insert_tokens(&mut tx, &record, tokens, now, Some(cap)).await?;
-                Redemption::Granted(record)
-            }
-            None => replayed(
-                &mut tx,
-                "SELECT used_at, family_id, account_id FROM oidc_tokens WHERE token_hash = $1 AND kind = 'refresh'",
-                token_hash,
-            )
-            .await?,
-        };
+        let outcome = settle(
+            &mut tx,
+            row,
+            client_id,
+            tokens,
+            now,
+            true,
+            "SELECT used_at, family_id, account_id FROM oidc_tokens WHERE token_hash = $1 AND kind = 'refresh'",
+            token_hash,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         Ok(outcome)
     }

@@ -191,6 +191,19 @@ async fn redeem(
     (claims, tokens)
 }
 
+/// The relying party's refresh-token grant; an error comes back as its debug text (with the
+/// OAuth `error` code in it).
+async fn refresh_with(
+    rp: &Rp,
+    token: &RefreshToken,
+) -> Result<openidconnect::core::CoreTokenResponse, String> {
+    rp.exchange_refresh_token(token)
+        .unwrap()
+        .request_async(&rp_http())
+        .await
+        .map_err(|e| format!("{e:?}"))
+}
+
 fn chrono_like(t: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(t.unix_timestamp(), 0).unwrap()
 }
@@ -283,12 +296,7 @@ async fn code_flow(db: TestDb) {
     let back = location(&c.get(&started.url).send().await.unwrap());
     let (_, tokens) = redeem(&app, &rp, started, &query(&back, "code").unwrap()).await;
     let first = tokens.refresh_token().unwrap().clone();
-    let rotated = rp
-        .exchange_refresh_token(&first)
-        .unwrap()
-        .request_async(&rp_http())
-        .await
-        .expect("refresh");
+    let rotated = refresh_with(&rp, &first).await.expect("refresh");
     let second = rotated.refresh_token().unwrap().clone();
     assert_ne!(first.secret(), second.secret());
     let id_token = rotated.id_token().unwrap();
@@ -300,17 +308,9 @@ async fn code_flow(db: TestDb) {
         auth_time,
         "the sign-in's time"
     );
-    let reuse = rp
-        .exchange_refresh_token(&first)
-        .unwrap()
-        .request_async(&rp_http())
-        .await;
+    let reuse = refresh_with(&rp, &first).await;
     assert!(format!("{reuse:?}").contains("invalid_grant"), "{reuse:?}");
-    let after = rp
-        .exchange_refresh_token(&second)
-        .unwrap()
-        .request_async(&rp_http())
-        .await;
+    let after = refresh_with(&rp, &second).await;
     assert!(
         format!("{after:?}").contains("invalid_grant"),
         "family revoked: {after:?}"
@@ -328,11 +328,7 @@ async fn code_flow(db: TestDb) {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let stale = rp
-        .exchange_refresh_token(&refresh)
-        .unwrap()
-        .request_async(&rp_http())
-        .await;
+    let stale = refresh_with(&rp, &refresh).await;
     assert!(format!("{stale:?}").contains("invalid_grant"), "{stale:?}");
 }
 both_backends!(code_flow_case, code_flow);
@@ -816,11 +812,7 @@ async fn keys_and_max_age(db: TestDb) {
     let mut refresh = tokens.refresh_token().unwrap().clone();
     for days in [20, 9] {
         app.clock.advance(Duration::days(days));
-        let rotated = rp
-            .exchange_refresh_token(&refresh)
-            .unwrap()
-            .request_async(&rp_http())
-            .await;
+        let rotated = refresh_with(&rp, &refresh).await;
         refresh = rotated
             .expect("within 30 days of the sign-in")
             .refresh_token()
@@ -828,11 +820,7 @@ async fn keys_and_max_age(db: TestDb) {
             .clone();
     }
     app.clock.advance(Duration::days(2));
-    let late = rp
-        .exchange_refresh_token(&refresh)
-        .unwrap()
-        .request_async(&rp_http())
-        .await;
+    let late = refresh_with(&rp, &refresh).await;
     assert!(format!("{late:?}").contains("invalid_grant"), "{late:?}");
 
     // Codes and tokens expired for more than a day are forgotten.

@@ -77,6 +77,24 @@ impl OperatorAction {
     }
 }
 
+/// A reason an operator gives for an action: required, and short enough for the log.
+pub(super) fn checked_reason(reason: &str) -> Result<&str, CoreError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(CoreError::invalid(
+            "reason",
+            "Give a reason; it is kept in the audit log.",
+        ));
+    }
+    if reason.chars().count() > 500 {
+        return Err(CoreError::invalid(
+            "reason",
+            "Keep the reason under 500 characters.",
+        ));
+    }
+    Ok(reason)
+}
+
 /// Everything the account page shows.
 #[derive(Debug, Clone)]
 pub struct AccountDossier {
@@ -179,21 +197,25 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
         self.require_console(ctx).await?;
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(CoreError::invalid(
-                "reason",
-                "Give a reason; it is kept in the audit log.",
-            ));
-        }
-        if reason.chars().count() > 500 {
-            return Err(CoreError::invalid(
-                "reason",
-                "Keep the reason under 500 characters.",
-            ));
-        }
+        let reason = checked_reason(reason)?;
         let account = self.account(id).await?;
         let detail = json!({ "operator": ctx.account.id, "operator_email": ctx.account.email, "reason": reason });
+        self.operator_act(&account, action, detail, meta)
+            .await
+            .map(|_| ())
+    }
+
+    /// Carries out `action` on `account` with its audit event (`detail`) and the owner's
+    /// notice, in the change's own transaction. The caller (console or CLI) has checked who
+    /// asks and why. Returns how many factors a reset removed.
+    pub(super) async fn operator_act(
+        &self,
+        account: &Account,
+        action: OperatorAction,
+        detail: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<u64, CoreError> {
+        let id = account.id;
         let notice = self.outbox_item(
             "operator_action",
             &mail::factor_changed(&self.branding(), &account.email, action.notice()),
@@ -208,9 +230,11 @@ impl Core {
             mail: Some(notice.clone()),
             new_stamp,
         };
+        let mut removed = 0;
         match action {
             OperatorAction::ResetTwoFactor => {
-                self.store
+                removed = self
+                    .store
                     .delete_all_factors(&Owner::Account(id).key(), &effects(Some(everywhere())))
                     .await?;
             }
@@ -257,7 +281,7 @@ impl Core {
             }
         }
         self.outbox_wakeup.notify_one();
-        Ok(())
+        Ok(removed)
     }
 
     /// The audit log, newest first, filtered.
