@@ -163,6 +163,7 @@ pub trait FactorStore: Send + Sync {
     /// Records an accepted TOTP step if, and only if, it is later than the last one accepted:
     /// of N concurrent requests with the same code exactly one gets `true`.
     /// `audit`, when given, is written in the same transaction as a successful consumption.
+    /// Nothing is consumed (`false`) while `guard`'s budget is spent.
     async fn consume_totp_step(
         &self,
         id: Uuid,
@@ -170,6 +171,7 @@ pub trait FactorStore: Send + Sync {
         drift: i64,
         now: OffsetDateTime,
         audit: Option<&AuditEvent>,
+        guard: &crate::throttle::BudgetGuard,
     ) -> StoreResult<bool>;
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool>;
     /// Deletes a factor; with `and_backup_codes` (the last factor) the codes go too.
@@ -189,13 +191,15 @@ pub trait FactorStore: Send + Sync {
         now: OffsetDateTime,
         effects: &Effects,
     ) -> StoreResult<()>;
-    /// Uses a backup code with one conditional UPDATE; `Some(remaining)` if it was unused.
+    /// Uses a backup code with one conditional UPDATE; `Some(remaining)` if it was unused
+    /// and `guard`'s budget is open.
     async fn consume_backup_code(
         &self,
         owner: &str,
         hash: &[u8],
         now: OffsetDateTime,
         audit: Option<&AuditEvent>,
+        guard: &crate::throttle::BudgetGuard,
     ) -> StoreResult<Option<u32>>;
     async fn backup_codes_left(&self, owner: &str) -> StoreResult<u32>;
 }

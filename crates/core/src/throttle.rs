@@ -70,6 +70,15 @@ impl Budget {
     }
 }
 
+/// A budget that the statement accepting a code checks again, inside the database: requests
+/// that passed the first check together cannot have a code accepted once the failures of the
+/// others have spent it.
+#[derive(Debug, Clone)]
+pub struct BudgetGuard {
+    pub key: String,
+    pub budget: Budget,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

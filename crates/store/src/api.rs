@@ -133,14 +133,7 @@ impl ApiStore for SqlStore {
             .await
             .map_err(db_error)?;
         }
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM subjects WHERE tenant_id = $1 AND external_id = $2")
-                .bind(tenant.to_string())
-                .bind(external_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        id.map(|i| uuid(&i)).transpose()
+        self.checks.subject(tenant, external_id).await
     }
 }
 

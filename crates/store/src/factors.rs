@@ -1,5 +1,6 @@
 use crate::SqlStore;
 use crate::audit::insert_audit;
+use crate::code_checks::{GuardColumns, StepClaim, budget_spent};
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::effects::apply_effects;
 use async_trait::async_trait;
@@ -9,9 +10,10 @@ use time::OffsetDateTime;
 use twofold_core::factor::totp::{Algorithm, TotpParams};
 use twofold_core::model::*;
 use twofold_core::ports::{FactorStore, StoreError, StoreResult};
+use twofold_core::throttle::BudgetGuard;
 use uuid::Uuid;
 
-fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
+pub(crate) fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
     let algorithm: String = get(row, "algorithm")?;
     let status: String = get(row, "status")?;
     Ok(Factor {
@@ -122,37 +124,7 @@ impl FactorStore for SqlStore {
         owner: &str,
         budget_key: &str,
     ) -> StoreResult<(Vec<Factor>, Option<AttemptRecord>)> {
-        let rows = sqlx::query(
-            "SELECT f.id, f.owner, f.kind, f.label, f.status, f.key_id, f.secret, f.algorithm,
-                    f.digits, f.period, f.last_step, f.last_drift, f.drift_matches, f.created_at,
-                    f.expires_at, f.confirmed_at, f.last_used_at, f.hint,
-                    b.failures AS b_failures, b.last_failure_at AS b_last_failure_at
-             FROM (SELECT $1 AS owner_key) o
-             LEFT JOIN factors f ON f.owner = o.owner_key AND f.status = 'active'
-             LEFT JOIN attempt_budgets b ON b.key = $2",
-        )
-        .bind(owner)
-        .bind(budget_key)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        let mut factors = Vec::new();
-        let mut budget = None;
-        for row in &rows {
-            if let (Some(failures), Some(last)) = (
-                get::<Option<i64>>(row, "b_failures")?,
-                get::<Option<i64>>(row, "b_last_failure_at")?,
-            ) {
-                budget = Some(AttemptRecord {
-                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                    last_failure_at: from_ms(last)?,
-                });
-            }
-            if get::<Option<String>>(row, "id")?.is_some() {
-                factors.push(factor_from_row(row)?);
-            }
-        }
-        Ok((factors, budget))
+        self.checks.state(owner, budget_key).await
     }
 
     async fn activate_factor(
@@ -197,68 +169,18 @@ impl FactorStore for SqlStore {
         drift: i64,
         now: OffsetDateTime,
         audit: Option<&AuditEvent>,
+        guard: &BudgetGuard,
     ) -> StoreResult<bool> {
-        // Every variant is one statement, one round trip; the audit row is written exactly
-        // when the UPDATE consumed the step, atomically, without a BEGIN/COMMIT exchange.
-        let sql = match (audit.is_some(), self.backend) {
-            (false, _) => {
-                "UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
-                        drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
-                 WHERE id = $1 AND status = 'active' AND last_step < $2"
-            }
-            (true, crate::Backend::Postgres) => {
-                "WITH consumed AS (
-                     UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
-                            drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END
-                     WHERE id = $1 AND status = 'active' AND last_step < $2
-                     RETURNING id)
-                 INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
-                 SELECT $5, $6, $7, $8, $9, $10, $11 FROM consumed"
-            }
-            // SQLite has no data-modifying CTE: the audit row rides along in `pending_audit`
-            // and the trigger `factors_step_audit` writes it in the UPDATE's own transaction.
-            (true, crate::Backend::Sqlite) => {
-                "UPDATE factors SET last_step = $2, last_drift = $3, last_used_at = $4,
-                        drift_matches = drift_matches + CASE WHEN $3 = 0 THEN 0 ELSE 1 END,
-                        pending_audit = $5
-                 WHERE id = $1 AND status = 'active' AND last_step < $2"
-            }
-        };
-        let mut query = sqlx::query(sql)
-            .bind(id.to_string())
-            .bind(step)
-            .bind(drift)
-            .bind(ms(now));
-        if let Some(audit) = audit {
-            query = match self.backend {
-                crate::Backend::Postgres => query
-                    .bind(audit.id.to_string())
-                    .bind(ms(audit.at))
-                    .bind(audit.account_id.map(|a| a.to_string()))
-                    .bind(audit.event)
-                    .bind(audit.ip.clone())
-                    .bind(audit.user_agent.clone())
-                    .bind(audit.detail.to_string()),
-                crate::Backend::Sqlite => query.bind(
-                    serde_json::json!({
-                        "id": audit.id.to_string(),
-                        "at": ms(audit.at),
-                        "account_id": audit.account_id.map(|a| a.to_string()),
-                        "event": audit.event,
-                        "ip": audit.ip,
-                        "user_agent": audit.user_agent,
-                        "detail": audit.detail.to_string(),
-                    })
-                    .to_string(),
-                ),
-            };
-        }
-        let done = query
-            .execute(&self.pool)
+        self.checks
+            .claim(StepClaim {
+                id,
+                step,
+                drift,
+                now,
+                guard: guard.clone(),
+                audit: audit.cloned(),
+            })
             .await
-            .map_err(db_error)?
-            .rows_affected();
-        Ok(done == 1)
     }
 
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool> {
@@ -340,19 +262,34 @@ impl FactorStore for SqlStore {
         hash: &[u8],
         now: OffsetDateTime,
         audit: Option<&AuditEvent>,
+        guard: &BudgetGuard,
     ) -> StoreResult<Option<u32>> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let done = sqlx::query(
+        let sql = format!(
             "UPDATE backup_codes SET used_at = $3
-             WHERE owner = $1 AND code_hash = $2 AND used_at IS NULL",
-        )
-        .bind(owner)
-        .bind(hash.to_vec())
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
+             WHERE owner = $1 AND code_hash = $2 AND used_at IS NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM attempt_budgets b,
+                          (SELECT $4 AS budget_key, $5 AS now, $6 AS free, $7 AS base_delay,
+                                  $8 AS max_delay, $9 AS window_start) c
+                   WHERE b.key = c.budget_key AND {})",
+            budget_spent(self.backend)
+        );
+        let g = GuardColumns::new(guard, now);
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(hash.to_vec())
+            .bind(ms(now))
+            .bind(g.budget_key)
+            .bind(g.now)
+            .bind(g.free)
+            .bind(g.base_delay)
+            .bind(g.max_delay)
+            .bind(g.window_start)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
         if done != 1 {
             return Ok(None);
         }

@@ -9,7 +9,9 @@ mod api;
 mod attempts;
 mod audit;
 pub mod backend;
+mod batch;
 mod challenges;
+mod code_checks;
 mod codec;
 mod console;
 mod devices;
@@ -34,6 +36,7 @@ use twofold_core::ports::{HealthStore, StoreError, StoreResult};
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    checks: std::sync::Arc<code_checks::CodeChecks>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -48,7 +51,12 @@ impl SqlStore {
     /// Connects without migrating; `serve` and `migrate` call [`SqlStore::migrate`] next.
     pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         let (pool, backend) = backend::connect(url, options).await?;
-        Ok(Self { pool, backend })
+        let checks = std::sync::Arc::new(code_checks::CodeChecks::spawn(&pool, backend));
+        Ok(Self {
+            pool,
+            backend,
+            checks,
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -367,6 +367,150 @@ async fn verify_budget_answers_429(db: TestDb) {
 }
 both_backends!(verify_budget_case, verify_budget_answers_429);
 
+/// The statement that accepts a code checks the budget itself (the rule of
+/// `Budget::blocked_for`, in SQL), so a check that read an open budget cannot use a code after
+/// concurrent failures spent it.
+async fn consuming_checks_the_budget(db: TestDb) {
+    use twofold_core::ports::FactorStore;
+    use twofold_core::throttle::{Budget, BudgetGuard};
+    let app = spawn_app(db).await;
+    let k = key(&app, "acme").await;
+    let (id, _, _) = active_factor(&app, &k, "guarded").await;
+    let id: uuid::Uuid = id.parse().unwrap();
+    let subject: String =
+        sqlx::query_scalar("SELECT id FROM subjects WHERE external_id = 'guarded'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    let owner = format!("subject:{subject}");
+    let guard = BudgetGuard {
+        key: format!("second_factor:{owner}"),
+        budget: Budget::second_factor(),
+    };
+    let now = app.clock_now();
+    let hashes: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT code_hash FROM backup_codes WHERE owner = $1")
+            .bind(&owner)
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
+    // (failures, seconds since the last one)
+    let cases = [
+        (9, 0),
+        (10, 10),
+        (10, 31),
+        (12, 100),
+        (12, 121),
+        (20, 3_599),
+        (20, 3_601),
+        (40, 1_800),
+    ];
+    let mut blocked_seen = 0;
+    for (i, (failures, age)) in cases.into_iter().enumerate() {
+        let last = now - Duration::seconds(age);
+        sqlx::query("DELETE FROM attempt_budgets WHERE key = $1")
+            .bind(&guard.key)
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO attempt_budgets (key, failures, last_failure_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&guard.key)
+        .bind(failures as i64)
+        .bind((last.unix_timestamp_nanos() / 1_000_000) as i64)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+        let record = twofold_core::model::AttemptRecord {
+            failures,
+            last_failure_at: last,
+        };
+        let open = guard.budget.blocked_for(Some(record), now).is_none();
+        blocked_seen += usize::from(!open);
+        let step = 1_000_000_000 + i as i64;
+        let consumed = app
+            .store
+            .consume_totp_step(id, step, 0, now, None, &guard)
+            .await
+            .unwrap();
+        assert_eq!(
+            consumed, open,
+            "TOTP step with {failures} failures {age} s ago"
+        );
+        let used = app
+            .store
+            .consume_backup_code(&owner, &hashes[i], now, None, &guard)
+            .await
+            .unwrap();
+        assert_eq!(
+            used.is_some(),
+            open,
+            "backup code with {failures} failures {age} s ago"
+        );
+    }
+    assert_eq!(blocked_seen, 4, "the cases cover both answers");
+}
+both_backends!(
+    consuming_checks_the_budget_case,
+    consuming_checks_the_budget
+);
+
+/// Many subjects checking at once are consumed together (one statement per group): each
+/// valid code is accepted once, with its own audit row.
+async fn concurrent_subjects_each_verify_once(db: TestDb) {
+    let app = spawn_app(db).await;
+    let k = key(&app, "acme").await;
+    let mut subjects = Vec::new();
+    for n in 0..24 {
+        let subject = format!("crowd-{n}");
+        let (_, secret, _) = active_factor(&app, &k, &subject).await;
+        subjects.push((subject, secret));
+    }
+    app.clock.advance(Duration::seconds(30));
+    let before: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'second_factor_verified'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    let mut tasks = Vec::new();
+    for (subject, secret) in &subjects {
+        let code = oathtool_code(secret, app.clock_now());
+        // Each code twice, so groups also hold a replay.
+        for _ in 0..2 {
+            let req = api(
+                &app,
+                &k,
+                reqwest::Method::POST,
+                &format!("/{subject}/verify"),
+            )
+            .json(&json!({"code": code}));
+            let subject = subject.clone();
+            tasks.push(tokio::spawn(async move {
+                let valid =
+                    req.send().await.unwrap().json::<Value>().await.unwrap()["valid"] == true;
+                (subject, valid)
+            }));
+        }
+    }
+    let mut valid = std::collections::HashMap::<String, u32>::new();
+    for t in tasks {
+        let (subject, ok) = t.await.unwrap();
+        *valid.entry(subject).or_default() += u32::from(ok);
+    }
+    assert!(valid.values().all(|&n| n == 1), "{valid:?}");
+    let after: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'second_factor_verified'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(after - before, 24);
+}
+both_backends!(
+    concurrent_subjects_case,
+    concurrent_subjects_each_verify_once
+);
+
 /// Decodes the QR code with a real decoder: the SVG rendered by librsvg, read by zbar.
 fn decode_qr(svg: &str) -> String {
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@ use crate::error::CoreError;
 use crate::factor::{backup_codes, totp};
 use crate::keys::Sealed;
 use crate::model::{Factor, Owner, RequestMeta};
+use crate::throttle::BudgetGuard;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -150,6 +151,10 @@ impl Core {
             return Err(CoreError::TooManyAttempts { retry_after_secs });
         }
         let had_failures = budget.is_some();
+        let guard = BudgetGuard {
+            key: Self::budget_key(owner),
+            budget: self.settings.second_factor_budget,
+        };
         let found = if let Some(normalized) = backup_codes::normalize(code) {
             self.store
                 .consume_backup_code(
@@ -157,6 +162,7 @@ impl Core {
                     &self.backup_code_hash(&normalized),
                     now,
                     success_audit,
+                    &guard,
                 )
                 .await?
                 .map(|remaining| CodeUse::BackupCode { remaining })
@@ -177,7 +183,7 @@ impl Core {
                 // The conditional UPDATE decides: a concurrent request with the same code loses here.
                 if self
                     .store
-                    .consume_totp_step(factor.id, m.step, m.drift, now, success_audit)
+                    .consume_totp_step(factor.id, m.step, m.drift, now, success_audit, &guard)
                     .await?
                 {
                     found = Some(CodeUse::Totp {

@@ -1,0 +1,116 @@
+//! Group execution of the statements every code check runs.
+//!
+//! On SQLite each statement is a hand-off to sqlx's connection thread and back (two thread
+//! wake-ups), and on PostgreSQL a round trip with its own parse, plan and commit; at a few
+//! thousand checks per second that overhead, not the SQL, is the cost. Concurrent callers of
+//! one kind of statement therefore queue here, and a worker runs whatever has queued as one
+//! statement over a JSON array of inputs. A caller waits for its own answer only; a lone
+//! caller runs at once, so nothing waits for a batch to fill.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use twofold_core::ports::{StoreError, StoreResult};
+
+type Reply<R> = oneshot::Sender<StoreResult<R>>;
+/// The waiting inputs, shared by the workers: whoever holds the lock gathers the next group.
+type Queue<Q, R> = Arc<Mutex<mpsc::UnboundedReceiver<(Q, Reply<R>)>>>;
+type Run<Q, R> =
+    Arc<dyn Fn(Vec<Q>) -> Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send>> + Send + Sync>;
+
+pub(crate) struct Batcher<Q, R> {
+    queue: mpsc::UnboundedSender<(Q, Reply<R>)>,
+}
+
+impl<Q, R> std::fmt::Debug for Batcher<Q, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").finish_non_exhaustive()
+    }
+}
+
+impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
+    /// `run` answers a batch in order, one answer per input. `workers` batches may be in
+    /// flight at once (one for SQLite's single writer, a few for PostgreSQL). A batch that
+    /// fails as a whole is retried one input at a time, so one bad input (or a deadlock
+    /// between nodes) fails only itself.
+    pub(crate) fn spawn<F, Fut>(workers: usize, max_batch: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = StoreResult<Vec<R>>> + Send + 'static,
+    {
+        let (queue, rx) = mpsc::unbounded_channel::<(Q, Reply<R>)>();
+        let rx = Arc::new(Mutex::new(rx));
+        let run: Run<Q, R> = Arc::new(move |batch| Box::pin(run(batch)));
+        for _ in 0..workers.max(1) {
+            tokio::spawn(work(rx.clone(), run.clone(), max_batch.max(1)));
+        }
+        Self { queue }
+    }
+
+    pub(crate) async fn call(&self, input: Q) -> StoreResult<R> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((input, reply))
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
+    }
+}
+
+async fn work<Q: Clone, R>(
+    rx: Queue<Q, R>,
+    run: Run<Q, R>,
+    max_batch: usize,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            batch.push(first);
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        let (inputs, replies): (Vec<Q>, Vec<Reply<R>>) = batch.into_iter().unzip();
+        let answers = match run(inputs.clone()).await {
+            Ok(answers) if answers.len() == inputs.len() => {
+                answers.into_iter().map(Ok).collect::<Vec<_>>()
+            }
+            Ok(_) => {
+                let e = StoreError::Other("a batch answered the wrong number of inputs".into());
+                inputs.iter().map(|_| Err(copy(&e))).collect()
+            }
+            Err(e) if inputs.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut answers = Vec::with_capacity(inputs.len());
+                for input in inputs {
+                    answers.push(run(vec![input]).await.and_then(|mut one| {
+                        one.pop()
+                            .ok_or_else(|| StoreError::Other("a batch answered nothing".into()))
+                    }));
+                }
+                answers
+            }
+        };
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            // A caller that gave up (its request was cancelled) no longer listens.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+fn copy(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Other(m) => StoreError::Other(m.clone()),
+    }
+}

@@ -1,0 +1,358 @@
+//! The statements of a code check, run in groups (see [`crate::batch`]): finding an API
+//! subject, reading an owner's active factors with its attempt budget, and consuming a TOTP
+//! step. Each takes a JSON array of inputs, so a group is one statement with one parameter.
+//!
+//! Consuming stays one conditional UPDATE per factor (`last_step < step`), now also
+//! conditional on the owner's second-factor budget being open at that moment, so neither
+//! replay protection nor the budget depends on what was read before.
+//!
+//! The SQL strings are assembled from this module's constants only (`AssertSqlSafe`); every
+//! input travels in the one bound JSON parameter.
+
+use crate::Backend;
+use crate::batch::Batcher;
+use crate::codec::{db_error, from_ms, get, ms, uuid};
+use crate::factors::factor_from_row;
+use serde_json::{Value, json};
+use sqlx::AnyPool;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use twofold_core::model::{AttemptRecord, AuditEvent, Factor};
+use twofold_core::ports::StoreResult;
+use twofold_core::throttle::BudgetGuard;
+use uuid::Uuid;
+
+/// Inputs per group: enough to absorb the concurrency of a busy node, small enough that one
+/// statement stays short.
+const MAX_BATCH: usize = 64;
+
+pub(crate) type CheckState = (Vec<Factor>, Option<AttemptRecord>);
+
+#[derive(Debug, Clone)]
+pub(crate) struct StepClaim {
+    pub id: Uuid,
+    pub step: i64,
+    pub drift: i64,
+    pub now: OffsetDateTime,
+    pub guard: BudgetGuard,
+    pub audit: Option<AuditEvent>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CodeChecks {
+    subjects: Batcher<(Uuid, String), Option<Uuid>>,
+    states: Batcher<(String, String), CheckState>,
+    claims: Batcher<StepClaim, bool>,
+}
+
+impl CodeChecks {
+    pub(crate) fn spawn(pool: &AnyPool, backend: Backend) -> Self {
+        // SQLite has one writer, so one group of claims at a time; its reads could run beside
+        // it, but each would again cost its own hand-offs. PostgreSQL takes a few at once.
+        let workers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
+        let p = pool.clone();
+        let subjects = Batcher::spawn(workers, MAX_BATCH, move |batch| {
+            let p = p.clone();
+            async move { find_subjects(&p, backend, batch).await }
+        });
+        let p = pool.clone();
+        let states = Batcher::spawn(workers, MAX_BATCH, move |batch| {
+            let p = p.clone();
+            async move { read_states(&p, backend, batch).await }
+        });
+        let p = pool.clone();
+        let claims = Batcher::spawn(workers, MAX_BATCH, move |batch| {
+            let p = p.clone();
+            async move { claim_steps(&p, backend, batch).await }
+        });
+        Self {
+            subjects,
+            states,
+            claims,
+        }
+    }
+
+    pub(crate) async fn subject(
+        &self,
+        tenant: Uuid,
+        external_id: &str,
+    ) -> StoreResult<Option<Uuid>> {
+        self.subjects.call((tenant, external_id.to_owned())).await
+    }
+
+    pub(crate) async fn state(&self, owner: &str, budget_key: &str) -> StoreResult<CheckState> {
+        self.states
+            .call((owner.to_owned(), budget_key.to_owned()))
+            .await
+    }
+
+    pub(crate) async fn claim(&self, claim: StepClaim) -> StoreResult<bool> {
+        self.claims.call(claim).await
+    }
+}
+
+/// The JSON array's elements as rows `(slot, v)`, `slot` counting from 0.
+fn elements(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "(SELECT key AS slot, value AS v FROM json_each($1))",
+        Backend::Postgres => {
+            "(SELECT (i - 1) AS slot, v FROM json_array_elements($1::json) WITH ORDINALITY AS e(v, i))"
+        }
+    }
+}
+
+/// Element `n` of a JSON array `v`, as text.
+fn nth(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_extract(j.v, '$[{n}]')"),
+        Backend::Postgres => format!("(j.v->>{n})"),
+    }
+}
+
+fn slot_of(row: &sqlx::any::AnyRow) -> StoreResult<usize> {
+    Ok(usize::try_from(get::<i64>(row, "slot")?).unwrap_or(usize::MAX))
+}
+
+async fn find_subjects(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: Vec<(Uuid, String)>,
+) -> StoreResult<Vec<Option<Uuid>>> {
+    let input: Vec<Value> = batch
+        .iter()
+        .map(|(tenant, external)| json!([tenant.to_string(), external]))
+        .collect();
+    let sql = format!(
+        "SELECT j.slot AS slot, s.id AS id FROM {} j
+         LEFT JOIN subjects s ON s.tenant_id = {} AND s.external_id = {}",
+        elements(backend),
+        nth(backend, 0),
+        nth(backend, 1),
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Array(input).to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    let mut found = vec![None; batch.len()];
+    for row in &rows {
+        // A LEFT JOIN keeps SQLite's loop over the inputs outermost, so each finds its
+        // subject through the (tenant_id, external_id) index.
+        if let (Some(place), Some(id)) = (
+            found.get_mut(slot_of(row)?),
+            get::<Option<String>>(row, "id")?,
+        ) {
+            *place = Some(uuid(&id)?);
+        }
+    }
+    Ok(found)
+}
+
+async fn read_states(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: Vec<(String, String)>,
+) -> StoreResult<Vec<CheckState>> {
+    let input: Vec<Value> = batch
+        .iter()
+        .map(|(owner, budget_key)| json!([owner, budget_key]))
+        .collect();
+    let sql = format!(
+        "SELECT j.slot AS slot, f.id, f.owner, f.kind, f.label, f.status, f.key_id, f.secret,
+                f.algorithm, f.digits, f.period, f.last_step, f.last_drift, f.drift_matches,
+                f.created_at, f.expires_at, f.confirmed_at, f.last_used_at, f.hint,
+                b.failures AS b_failures, b.last_failure_at AS b_last_failure_at
+         FROM {} j
+         LEFT JOIN factors f ON f.owner = {} AND f.status = 'active'
+         LEFT JOIN attempt_budgets b ON b.key = {}
+         ORDER BY j.slot, f.created_at, f.id",
+        elements(backend),
+        nth(backend, 0),
+        nth(backend, 1),
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Array(input).to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    let mut states: Vec<CheckState> = batch.iter().map(|_| (Vec::new(), None)).collect();
+    for row in &rows {
+        let Some((factors, budget)) = states.get_mut(slot_of(row)?) else {
+            continue;
+        };
+        if let (Some(failures), Some(last)) = (
+            get::<Option<i64>>(row, "b_failures")?,
+            get::<Option<i64>>(row, "b_last_failure_at")?,
+        ) {
+            *budget = Some(AttemptRecord {
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                last_failure_at: from_ms(last)?,
+            });
+        }
+        if get::<Option<String>>(row, "id")?.is_some() {
+            factors.push(factor_from_row(row)?);
+        }
+    }
+    Ok(states)
+}
+
+/// SQL true when the budget row `b` is spent at `c.now`: the same rule as
+/// [`twofold_core::throttle::Budget::blocked_for`], over the claim's own budget columns.
+pub(crate) fn budget_spent(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "b.last_failure_at >= c.window_start AND b.failures > c.free
+             AND b.last_failure_at
+                 + min(c.max_delay, c.base_delay << max(0, min(30, b.failures - c.free - 1)))
+                 > c.now"
+        }
+        Backend::Postgres => {
+            "b.last_failure_at >= c.window_start AND b.failures > c.free
+             AND b.last_failure_at
+                 + LEAST(c.max_delay,
+                         c.base_delay << GREATEST(0, LEAST(30, b.failures - c.free - 1))::int)
+                 > c.now"
+        }
+    }
+}
+
+/// A guard as the columns [`budget_spent`] reads from `c`, in milliseconds.
+pub(crate) struct GuardColumns {
+    pub budget_key: String,
+    pub now: i64,
+    pub free: i64,
+    pub base_delay: i64,
+    pub max_delay: i64,
+    pub window_start: i64,
+}
+
+impl GuardColumns {
+    pub(crate) fn new(guard: &BudgetGuard, now: OffsetDateTime) -> Self {
+        let b = guard.budget;
+        Self {
+            budget_key: guard.key.clone(),
+            now: ms(now),
+            free: i64::from(b.free_failures),
+            base_delay: i64::try_from(b.base_delay.whole_milliseconds()).unwrap_or(i64::MAX),
+            max_delay: i64::try_from(b.max_delay.whole_milliseconds()).unwrap_or(i64::MAX),
+            window_start: ms(now - b.window),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "budget_key": self.budget_key,
+            "now": self.now,
+            "free": self.free,
+            "base_delay": self.base_delay,
+            "max_delay": self.max_delay,
+            "window_start": self.window_start,
+        })
+    }
+}
+
+fn audit_json(audit: &AuditEvent) -> Value {
+    json!({
+        "id": audit.id.to_string(),
+        "at": ms(audit.at),
+        "account_id": audit.account_id.map(|a| a.to_string()),
+        "event": audit.event,
+        "ip": audit.ip,
+        "user_agent": audit.user_agent,
+        "detail": audit.detail.to_string(),
+    })
+}
+
+async fn claim_steps(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: Vec<StepClaim>,
+) -> StoreResult<Vec<bool>> {
+    // Claims on the same factor in one group: the latest step goes first (as if it had
+    // arrived first), and the others then find it used, exactly as one at a time would.
+    let mut winner: HashMap<Uuid, usize> = HashMap::new();
+    for (i, c) in batch.iter().enumerate() {
+        winner
+            .entry(c.id)
+            .and_modify(|w| {
+                if batch[*w].step < c.step {
+                    *w = i;
+                }
+            })
+            .or_insert(i);
+    }
+    let mut claimed: Vec<usize> = winner.values().copied().collect();
+    // In id order, so groups from two nodes lock shared rows in the same order.
+    claimed.sort_by_key(|&i| batch[i].id);
+    let input: Vec<Value> = claimed
+        .iter()
+        .map(|&i| {
+            let c = &batch[i];
+            let mut v = GuardColumns::new(&c.guard, c.now).json();
+            v["id"] = json!(c.id.to_string());
+            v["step"] = json!(c.step);
+            v["drift"] = json!(c.drift);
+            v["audit"] = c.audit.as_ref().map(audit_json).unwrap_or(Value::Null);
+            v
+        })
+        .collect();
+    let sql = match backend {
+        // SQLite has no data-modifying CTE: the audit row rides along in `pending_audit` and
+        // the trigger `factors_step_audit` writes it inside this statement.
+        Backend::Sqlite => format!(
+            "UPDATE factors SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
+                    drift_matches = drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END,
+                    pending_audit = c.audit
+             FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.step') AS step,
+                          json_extract(value, '$.drift') AS drift, json_extract(value, '$.now') AS now,
+                          json_extract(value, '$.budget_key') AS budget_key,
+                          json_extract(value, '$.free') AS free,
+                          json_extract(value, '$.base_delay') AS base_delay,
+                          json_extract(value, '$.max_delay') AS max_delay,
+                          json_extract(value, '$.window_start') AS window_start,
+                          json(json_extract(value, '$.audit')) AS audit
+                   FROM json_each($1)) AS c
+             WHERE factors.id = c.id AND factors.status = 'active' AND factors.last_step < c.step
+               AND NOT EXISTS (SELECT 1 FROM attempt_budgets b WHERE b.key = c.budget_key AND {})
+             RETURNING factors.id AS id",
+            budget_spent(backend)
+        ),
+        Backend::Postgres => format!(
+            "WITH c AS (
+                 SELECT * FROM json_to_recordset($1::json) AS x(
+                     id text, step bigint, drift bigint, now bigint, budget_key text, free bigint,
+                     base_delay bigint, max_delay bigint, window_start bigint, audit json)
+             ), consumed AS (
+                 UPDATE factors f SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
+                        drift_matches = f.drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END
+                 FROM c
+                 WHERE f.id = c.id AND f.status = 'active' AND f.last_step < c.step
+                   AND NOT EXISTS (SELECT 1 FROM attempt_budgets b WHERE b.key = c.budget_key AND {})
+                 RETURNING f.id, c.audit
+             ), audited AS (
+                 INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
+                 SELECT audit->>'id', (audit->>'at')::bigint, audit->>'account_id', audit->>'event',
+                        audit->>'ip', audit->>'user_agent', audit->>'detail'
+                 FROM consumed WHERE audit IS NOT NULL AND json_typeof(audit) = 'object'
+             )
+             SELECT id FROM consumed",
+            budget_spent(backend)
+        ),
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Array(input).to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    let mut done = vec![false; batch.len()];
+    for row in &rows {
+        let id = uuid(&get::<String>(row, "id")?)?;
+        if let Some(&i) = winner.get(&id) {
+            done[i] = true;
+        }
+    }
+    Ok(done)
+}
