@@ -258,10 +258,13 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// What a subject's key is its id prefixed with.
+    pub const SUBJECT_PREFIX: &'static str = "subject:";
+
     pub fn key(&self) -> String {
         match self {
             Self::Account(id) => format!("account:{id}"),
-            Self::Subject(id) => format!("subject:{id}"),
+            Self::Subject(id) => format!("{}{id}", Self::SUBJECT_PREFIX),
         }
     }
 }

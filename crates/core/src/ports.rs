@@ -503,6 +503,17 @@ pub trait ApiStore: Send + Sync {
         tenant: &str,
         rp: Option<(&str, &[String])>,
     ) -> StoreResult<bool>;
+    /// A subject's internal id together with what a code check reads for it (as
+    /// [`FactorStore::code_check_state`] for owner `owner_prefix` + id and budget
+    /// `budget_prefix` + owner), in one query; `None` for an unknown subject.
+    #[allow(clippy::type_complexity)]
+    async fn subject_check_state(
+        &self,
+        tenant: Uuid,
+        external_id: &str,
+        owner_prefix: &str,
+        budget_prefix: &str,
+    ) -> StoreResult<Option<(Uuid, Vec<Factor>, Option<AttemptRecord>)>>;
     /// The subject's internal id; created with `create_with` when it does not exist.
     async fn subject(
         &self,

@@ -1,9 +1,10 @@
 use crate::SqlStore;
+use crate::code_checks::SubjectQuery;
 use crate::codec::{db_error, get, ms, uuid};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use twofold_core::keys::Sealed;
-use twofold_core::model::ApiKeyRecord;
+use twofold_core::model::{ApiKeyRecord, AttemptRecord, Factor};
 use twofold_core::ports::{ApiStore, KeyStore, StoreResult};
 use uuid::Uuid;
 
@@ -114,6 +115,25 @@ impl ApiStore for SqlStore {
         .transpose()
     }
 
+    async fn subject_check_state(
+        &self,
+        tenant: Uuid,
+        external_id: &str,
+        owner_prefix: &str,
+        budget_prefix: &str,
+    ) -> StoreResult<Option<(Uuid, Vec<Factor>, Option<AttemptRecord>)>> {
+        let found = self
+            .checks
+            .subject_state(SubjectQuery {
+                tenant,
+                external_id: external_id.to_owned(),
+                owner_prefix: owner_prefix.to_owned(),
+                budget_prefix: budget_prefix.to_owned(),
+            })
+            .await?;
+        Ok(found.map(|(id, (factors, budget))| (id, factors, budget)))
+    }
+
     async fn subject(
         &self,
         tenant: Uuid,
@@ -133,7 +153,14 @@ impl ApiStore for SqlStore {
             .await
             .map_err(db_error)?;
         }
-        self.checks.subject(tenant, external_id).await
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM subjects WHERE tenant_id = $1 AND external_id = $2")
+                .bind(tenant.to_string())
+                .bind(external_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        id.map(|i| uuid(&i)).transpose()
     }
 }
 

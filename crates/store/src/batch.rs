@@ -4,12 +4,13 @@
 //! wake-ups), and on PostgreSQL a round trip with its own parse, plan and commit; at a few
 //! thousand checks per second that overhead, not the SQL, is the cost. Concurrent callers of
 //! one kind of statement therefore queue here, and a worker runs whatever has queued as one
-//! statement over a JSON array of inputs. A caller waits for its own answer only; a lone
-//! caller runs at once, so nothing waits for a batch to fill.
+//! statement over a JSON array of inputs. A caller waits for its own answer only; nothing
+//! waits for a batch to fill, and a caller with nobody beside it runs its statement itself.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use twofold_core::ports::{StoreError, StoreResult};
 
@@ -21,6 +22,9 @@ type Run<Q, R> =
 
 pub(crate) struct Batcher<Q, R> {
     queue: mpsc::UnboundedSender<(Q, Reply<R>)>,
+    run: Run<Q, R>,
+    /// Callers inside [`Batcher::call`]; a caller that finds none runs its input itself.
+    callers: AtomicUsize,
 }
 
 impl<Q, R> std::fmt::Debug for Batcher<Q, R> {
@@ -45,10 +49,22 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
         for _ in 0..workers.max(1) {
             tokio::spawn(work(rx.clone(), run.clone(), max_batch.max(1)));
         }
-        Self { queue }
+        Self {
+            queue,
+            run,
+            callers: AtomicUsize::new(0),
+        }
     }
 
     pub(crate) async fn call(&self, input: Q) -> StoreResult<R> {
+        let caller = Caller::enter(&self.callers);
+        if caller.alone {
+            // Nobody to group with: skip the hop to a worker and back.
+            return (self.run)(vec![input]).await.and_then(|mut one| {
+                one.pop()
+                    .ok_or_else(|| StoreError::Other("a batch answered nothing".into()))
+            });
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((input, reply))
@@ -59,11 +75,7 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
     }
 }
 
-async fn work<Q: Clone, R>(
-    rx: Queue<Q, R>,
-    run: Run<Q, R>,
-    max_batch: usize,
-) {
+async fn work<Q: Clone, R>(rx: Queue<Q, R>, run: Run<Q, R>, max_batch: usize) {
     loop {
         let mut batch = Vec::new();
         {
@@ -89,7 +101,8 @@ async fn work<Q: Clone, R>(
                 inputs.iter().map(|_| Err(copy(&e))).collect()
             }
             Err(e) if inputs.len() == 1 => vec![Err(e)],
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(error = %e, size = inputs.len(), "a group of statements failed; retrying one at a time");
                 let mut answers = Vec::with_capacity(inputs.len());
                 for input in inputs {
                     answers.push(run(vec![input]).await.and_then(|mut one| {
@@ -104,6 +117,25 @@ async fn work<Q: Clone, R>(
             // A caller that gave up (its request was cancelled) no longer listens.
             let _ = reply.send(answer);
         }
+    }
+}
+
+/// Counts a caller in, and out again when dropped (also when its request is cancelled).
+struct Caller<'a> {
+    count: &'a AtomicUsize,
+    alone: bool,
+}
+
+impl<'a> Caller<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let alone = count.fetch_add(1, Ordering::SeqCst) == 0;
+        Self { count, alone }
+    }
+}
+
+impl Drop for Caller<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

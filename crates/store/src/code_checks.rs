@@ -28,6 +28,16 @@ const MAX_BATCH: usize = 64;
 
 pub(crate) type CheckState = (Vec<Factor>, Option<AttemptRecord>);
 
+/// A verification-API subject by (tenant, external id), with the prefixes that make its owner
+/// key (`owner_prefix` + id) and its budget key (`budget_prefix` + owner key).
+#[derive(Debug, Clone)]
+pub(crate) struct SubjectQuery {
+    pub tenant: Uuid,
+    pub external_id: String,
+    pub owner_prefix: String,
+    pub budget_prefix: String,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct StepClaim {
     pub id: Uuid,
@@ -40,7 +50,7 @@ pub(crate) struct StepClaim {
 
 #[derive(Debug)]
 pub(crate) struct CodeChecks {
-    subjects: Batcher<(Uuid, String), Option<Uuid>>,
+    subject_states: Batcher<SubjectQuery, Option<(Uuid, CheckState)>>,
     states: Batcher<(String, String), CheckState>,
     claims: Batcher<StepClaim, bool>,
 }
@@ -51,12 +61,12 @@ impl CodeChecks {
         // it, but each would again cost its own hand-offs. PostgreSQL takes a few at once.
         let workers = match backend {
             Backend::Sqlite => 1,
-            Backend::Postgres => 4,
+            Backend::Postgres => 2,
         };
         let p = pool.clone();
-        let subjects = Batcher::spawn(workers, MAX_BATCH, move |batch| {
+        let subject_states = Batcher::spawn(workers, MAX_BATCH, move |batch| {
             let p = p.clone();
-            async move { find_subjects(&p, backend, batch).await }
+            async move { read_subject_states(&p, backend, batch).await }
         });
         let p = pool.clone();
         let states = Batcher::spawn(workers, MAX_BATCH, move |batch| {
@@ -69,18 +79,17 @@ impl CodeChecks {
             async move { claim_steps(&p, backend, batch).await }
         });
         Self {
-            subjects,
+            subject_states,
             states,
             claims,
         }
     }
 
-    pub(crate) async fn subject(
+    pub(crate) async fn subject_state(
         &self,
-        tenant: Uuid,
-        external_id: &str,
-    ) -> StoreResult<Option<Uuid>> {
-        self.subjects.call((tenant, external_id.to_owned())).await
+        query: SubjectQuery,
+    ) -> StoreResult<Option<(Uuid, CheckState)>> {
+        self.subject_states.call(query).await
     }
 
     pub(crate) async fn state(&self, owner: &str, budget_key: &str) -> StoreResult<CheckState> {
@@ -116,37 +125,75 @@ fn slot_of(row: &sqlx::any::AnyRow) -> StoreResult<usize> {
     Ok(usize::try_from(get::<i64>(row, "slot")?).unwrap_or(usize::MAX))
 }
 
-async fn find_subjects(
+const FACTOR_COLUMNS: &str = "f.id, f.owner, f.kind, f.label, f.status, f.key_id, f.secret,
+    f.algorithm, f.digits, f.period, f.last_step, f.last_drift, f.drift_matches, f.created_at,
+    f.expires_at, f.confirmed_at, f.last_used_at, f.hint,
+    b.failures AS b_failures, b.last_failure_at AS b_last_failure_at";
+
+/// Adds a row of the factors-and-budget join to its input's state.
+fn add_to_state(row: &sqlx::any::AnyRow, (factors, budget): &mut CheckState) -> StoreResult<()> {
+    if let (Some(failures), Some(last)) = (
+        get::<Option<i64>>(row, "b_failures")?,
+        get::<Option<i64>>(row, "b_last_failure_at")?,
+    ) {
+        *budget = Some(AttemptRecord {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            last_failure_at: from_ms(last)?,
+        });
+    }
+    if get::<Option<String>>(row, "id")?.is_some() {
+        factors.push(factor_from_row(row)?);
+    }
+    Ok(())
+}
+
+async fn read_subject_states(
     pool: &AnyPool,
     backend: Backend,
-    batch: Vec<(Uuid, String)>,
-) -> StoreResult<Vec<Option<Uuid>>> {
+    batch: Vec<SubjectQuery>,
+) -> StoreResult<Vec<Option<(Uuid, CheckState)>>> {
     let input: Vec<Value> = batch
         .iter()
-        .map(|(tenant, external)| json!([tenant.to_string(), external]))
+        .map(|q| {
+            json!([
+                q.tenant.to_string(),
+                q.external_id,
+                q.owner_prefix,
+                q.budget_prefix
+            ])
+        })
         .collect();
+    // LEFT JOINs keep SQLite's loop over the inputs outermost, so each input finds its rows
+    // through the (tenant_id, external_id) and (owner, status) indexes.
     let sql = format!(
-        "SELECT j.slot AS slot, s.id AS id FROM {} j
-         LEFT JOIN subjects s ON s.tenant_id = {} AND s.external_id = {}",
+        "SELECT j.slot AS slot, s.id AS subject_id, {FACTOR_COLUMNS}
+         FROM {} j
+         LEFT JOIN subjects s ON s.tenant_id = {} AND s.external_id = {}
+         LEFT JOIN factors f ON f.owner = {owner} || s.id AND f.status = 'active'
+         LEFT JOIN attempt_budgets b ON b.key = {} || {owner} || s.id
+         ORDER BY j.slot, f.created_at, f.id",
         elements(backend),
         nth(backend, 0),
         nth(backend, 1),
+        nth(backend, 3),
+        owner = nth(backend, 2),
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(Value::Array(input).to_string())
         .fetch_all(pool)
         .await
         .map_err(db_error)?;
-    let mut found = vec![None; batch.len()];
+    let mut found: Vec<Option<(Uuid, CheckState)>> = vec![None; batch.len()];
     for row in &rows {
-        // A LEFT JOIN keeps SQLite's loop over the inputs outermost, so each finds its
-        // subject through the (tenant_id, external_id) index.
-        if let (Some(place), Some(id)) = (
-            found.get_mut(slot_of(row)?),
-            get::<Option<String>>(row, "id")?,
-        ) {
-            *place = Some(uuid(&id)?);
-        }
+        let Some(subject) = get::<Option<String>>(row, "subject_id")? else {
+            continue;
+        };
+        let Some(place) = found.get_mut(slot_of(row)?) else {
+            continue;
+        };
+        let id = uuid(&subject)?;
+        let (_, state) = place.get_or_insert_with(|| (id, (Vec::new(), None)));
+        add_to_state(row, state)?;
     }
     Ok(found)
 }
@@ -161,10 +208,7 @@ async fn read_states(
         .map(|(owner, budget_key)| json!([owner, budget_key]))
         .collect();
     let sql = format!(
-        "SELECT j.slot AS slot, f.id, f.owner, f.kind, f.label, f.status, f.key_id, f.secret,
-                f.algorithm, f.digits, f.period, f.last_step, f.last_drift, f.drift_matches,
-                f.created_at, f.expires_at, f.confirmed_at, f.last_used_at, f.hint,
-                b.failures AS b_failures, b.last_failure_at AS b_last_failure_at
+        "SELECT j.slot AS slot, {FACTOR_COLUMNS}
          FROM {} j
          LEFT JOIN factors f ON f.owner = {} AND f.status = 'active'
          LEFT JOIN attempt_budgets b ON b.key = {}
@@ -180,20 +224,8 @@ async fn read_states(
         .map_err(db_error)?;
     let mut states: Vec<CheckState> = batch.iter().map(|_| (Vec::new(), None)).collect();
     for row in &rows {
-        let Some((factors, budget)) = states.get_mut(slot_of(row)?) else {
-            continue;
-        };
-        if let (Some(failures), Some(last)) = (
-            get::<Option<i64>>(row, "b_failures")?,
-            get::<Option<i64>>(row, "b_last_failure_at")?,
-        ) {
-            *budget = Some(AttemptRecord {
-                failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                last_failure_at: from_ms(last)?,
-            });
-        }
-        if get::<Option<String>>(row, "id")?.is_some() {
-            factors.push(factor_from_row(row)?);
+        if let Some(state) = states.get_mut(slot_of(row)?) {
+            add_to_state(row, state)?;
         }
     }
     Ok(states)

@@ -70,8 +70,11 @@ impl CodeUse {
 }
 
 impl Core {
+    /// What an owner's second-factor budget key is its owner key prefixed with.
+    pub(super) const BUDGET_PREFIX: &'static str = "second_factor:";
+
     pub(super) fn budget_key(owner: &Owner) -> String {
-        format!("second_factor:{}", owner.key())
+        format!("{}{}", Self::BUDGET_PREFIX, owner.key())
     }
 
     /// Fails fast when the owner's second-factor budget is spent. `Ok(true)` when earlier
@@ -139,11 +142,37 @@ impl Core {
         meta: &RequestMeta,
         success_audit: Option<&crate::model::AuditEvent>,
     ) -> Result<Option<CodeUse>, CoreError> {
-        let now = self.clock.now();
         let (factors, budget) = self
             .store
             .code_check_state(&owner.key(), &Self::budget_key(owner))
             .await?;
+        self.check_code(
+            owner,
+            &factors,
+            budget,
+            account,
+            code,
+            session,
+            meta,
+            success_audit,
+        )
+        .await
+    }
+
+    /// [`Core::use_second_factor`] on an owner's active factors and budget record, already read.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn check_code(
+        &self,
+        owner: &Owner,
+        factors: &[Factor],
+        budget: Option<crate::model::AttemptRecord>,
+        account: Option<crate::model::AccountId>,
+        code: &str,
+        session: Option<crate::model::SessionId>,
+        meta: &RequestMeta,
+        success_audit: Option<&crate::model::AuditEvent>,
+    ) -> Result<Option<CodeUse>, CoreError> {
+        let now = self.clock.now();
         if let Some(retry_after_secs) = self.settings.second_factor_budget.blocked_for(budget, now)
         {
             metrics::counter!("twofold_second_factor_checks_total", "method" => "code", "outcome" => "locked_out")

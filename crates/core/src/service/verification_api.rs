@@ -112,37 +112,35 @@ impl Core {
         subject: &str,
         create: bool,
     ) -> Result<Owner, CoreError> {
-        let cache_key = (caller.tenant_id, subject.to_owned());
-        // Subjects are never renamed or re-keyed, so a known one can be remembered.
-        if let Some(id) = self
-            .subjects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&cache_key)
-        {
-            return Ok(Owner::Subject(*id));
+        if let Some(id) = self.known_subject(caller, subject) {
+            return Ok(Owner::Subject(id));
         }
-        if subject.is_empty()
-            || subject.chars().count() > 200
-            || subject.chars().any(char::is_control)
-        {
-            return Err(CoreError::invalid(
-                "subject",
-                "A subject is 1 to 200 printable characters.",
-            ));
-        }
+        check_subject_name(subject)?;
         let create_with = create.then(|| (self.new_id(), self.clock.now()));
         let id = self
             .store
             .subject(caller.tenant_id, subject, create_with)
             .await?
             .ok_or(CoreError::NotFound)?;
+        self.remember_subject(caller, subject, id);
+        Ok(Owner::Subject(id))
+    }
+
+    /// Subjects are never renamed or re-keyed, so a node remembers the ones it has seen.
+    fn known_subject(&self, caller: &ApiCaller, subject: &str) -> Option<Uuid> {
+        self.subjects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(caller.tenant_id, subject.to_owned()))
+            .copied()
+    }
+
+    fn remember_subject(&self, caller: &ApiCaller, subject: &str, id: Uuid) {
         let mut cache = self.subjects.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= 100_000 {
             cache.clear();
         }
-        cache.insert(cache_key, id);
-        Ok(Owner::Subject(id))
+        cache.insert((caller.tenant_id, subject.to_owned()), id);
     }
 
     pub async fn api_begin_totp(
@@ -191,11 +189,35 @@ impl Core {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<VerifyResult, CoreError> {
-        let owner = match self.subject_owner(caller, subject, false).await {
-            Ok(o) => o,
-            // An unknown subject has no factors: the same answer as a wrong code.
-            Err(CoreError::NotFound) => return Ok(VerifyResult::Invalid),
-            Err(e) => return Err(e),
+        // A subject seen before is remembered; otherwise it is found together with its factors
+        // and budget, so a check reads once.
+        let (owner, factors, budget) = match self.known_subject(caller, subject) {
+            Some(id) => {
+                let owner = Owner::Subject(id);
+                let (factors, budget) = self
+                    .store
+                    .code_check_state(&owner.key(), &Self::budget_key(&owner))
+                    .await?;
+                (owner, factors, budget)
+            }
+            None => {
+                check_subject_name(subject)?;
+                let found = self
+                    .store
+                    .subject_check_state(
+                        caller.tenant_id,
+                        subject,
+                        Owner::SUBJECT_PREFIX,
+                        Self::BUDGET_PREFIX,
+                    )
+                    .await?;
+                // An unknown subject has no factors: the same answer as a wrong code.
+                let Some((id, factors, budget)) = found else {
+                    return Ok(VerifyResult::Invalid);
+                };
+                self.remember_subject(caller, subject, id);
+                (Owner::Subject(id), factors, budget)
+            }
         };
         // Written in the transaction that consumes the code, so a success costs one commit.
         let audit = self.audit(
@@ -205,7 +227,16 @@ impl Core {
             json!({ "owner": owner.key() }),
         );
         let result = match self
-            .use_second_factor(&owner, None, code, None, meta, Some(&audit))
+            .check_code(
+                &owner,
+                &factors,
+                budget,
+                None,
+                code,
+                None,
+                meta,
+                Some(&audit),
+            )
             .await?
         {
             Some(super::CodeUse::Totp { factor_id }) => VerifyResult::Valid {
@@ -262,4 +293,15 @@ impl Core {
         let owner = self.subject_owner(caller, subject, false).await?;
         self.new_backup_codes(&owner, Changer::Api, meta).await
     }
+}
+
+fn check_subject_name(subject: &str) -> Result<(), CoreError> {
+    if subject.is_empty() || subject.chars().count() > 200 || subject.chars().any(char::is_control)
+    {
+        return Err(CoreError::invalid(
+            "subject",
+            "A subject is 1 to 200 printable characters.",
+        ));
+    }
+    Ok(())
 }
