@@ -121,6 +121,21 @@ fn nth(backend: Backend, n: usize) -> String {
     }
 }
 
+/// Joins the budget row `b` under key `key`. PostgreSQL plans these statements once per
+/// connection and keeps the plan; planned while `attempt_budgets` was young (never analyzed,
+/// so its size is guessed), the plain join became a hash join over a scan of the whole table,
+/// which grew to milliseconds per statement as failures accumulated. A `LIMIT 1` lateral
+/// lookup is always a primary-key probe per input.
+fn budget_join(backend: Backend, key: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("LEFT JOIN attempt_budgets b ON b.key = {key}"),
+        Backend::Postgres => format!(
+            "LEFT JOIN LATERAL (SELECT failures, last_failure_at FROM attempt_budgets
+                                WHERE key = {key} LIMIT 1) b ON true"
+        ),
+    }
+}
+
 fn slot_of(row: &sqlx::any::AnyRow) -> StoreResult<usize> {
     Ok(usize::try_from(get::<i64>(row, "slot")?).unwrap_or(usize::MAX))
 }
@@ -170,12 +185,15 @@ async fn read_subject_states(
          FROM {} j
          LEFT JOIN subjects s ON s.tenant_id = {} AND s.external_id = {}
          LEFT JOIN factors f ON f.owner = {owner} || s.id AND f.status = 'active'
-         LEFT JOIN attempt_budgets b ON b.key = {} || {owner} || s.id
+         {}
          ORDER BY j.slot, f.created_at, f.id",
         elements(backend),
         nth(backend, 0),
         nth(backend, 1),
-        nth(backend, 3),
+        budget_join(
+            backend,
+            &format!("{} || {} || s.id", nth(backend, 3), nth(backend, 2))
+        ),
         owner = nth(backend, 2),
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -211,11 +229,11 @@ async fn read_states(
         "SELECT j.slot AS slot, {FACTOR_COLUMNS}
          FROM {} j
          LEFT JOIN factors f ON f.owner = {} AND f.status = 'active'
-         LEFT JOIN attempt_budgets b ON b.key = {}
+         {}
          ORDER BY j.slot, f.created_at, f.id",
         elements(backend),
         nth(backend, 0),
-        nth(backend, 1),
+        budget_join(backend, &nth(backend, 1)),
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(Value::Array(input).to_string())
@@ -249,6 +267,16 @@ pub(crate) fn budget_spent(backend: Backend) -> &'static str {
                  > c.now"
         }
     }
+}
+
+/// SQL true when claim `c`'s budget is open. A scalar subquery with `LIMIT 1` stays a
+/// primary-key probe per claim (see [`budget_join`]); `NOT EXISTS` would be planned as a join.
+fn budget_open(backend: Backend) -> String {
+    format!(
+        "NOT COALESCE((SELECT true FROM attempt_budgets b
+                       WHERE b.key = c.budget_key AND {} LIMIT 1), false)",
+        budget_spent(backend)
+    )
 }
 
 /// A guard as the columns [`budget_spent`] reads from `c`, in milliseconds.
@@ -348,9 +376,9 @@ async fn claim_steps(
                           json(json_extract(value, '$.audit')) AS audit
                    FROM json_each($1)) AS c
              WHERE factors.id = c.id AND factors.status = 'active' AND factors.last_step < c.step
-               AND NOT EXISTS (SELECT 1 FROM attempt_budgets b WHERE b.key = c.budget_key AND {})
+               AND {}
              RETURNING factors.id AS id",
-            budget_spent(backend)
+            budget_open(backend)
         ),
         Backend::Postgres => format!(
             "WITH c AS (
@@ -362,7 +390,7 @@ async fn claim_steps(
                         drift_matches = f.drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END
                  FROM c
                  WHERE f.id = c.id AND f.status = 'active' AND f.last_step < c.step
-                   AND NOT EXISTS (SELECT 1 FROM attempt_budgets b WHERE b.key = c.budget_key AND {})
+                   AND {}
                  RETURNING f.id, c.audit
              ), audited AS (
                  INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
@@ -371,7 +399,7 @@ async fn claim_steps(
                  FROM consumed WHERE audit IS NOT NULL AND json_typeof(audit) = 'object'
              )
              SELECT id FROM consumed",
-            budget_spent(backend)
+            budget_open(backend)
         ),
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
