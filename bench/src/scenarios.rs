@@ -163,7 +163,12 @@ async fn run_scenarios(
     let subjects = Arc::new(seeded.subjects);
     let accounts = Arc::new(seeded.accounts);
 
-    let server = Server::start(&args.twofold, data, db_url, &tmp.join("server.log")).await?;
+    // The server's log goes with the temporary directory unless asked to keep it.
+    let log = match std::env::var_os("TWOFOLD_BENCH_LOG_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir).join(format!("{name}.log")),
+        None => tmp.join("server.log"),
+    };
+    let server = Server::start(&args.twofold, data, db_url, &log).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle_rss, _) = server.memory_mib();
     rows.push(Row::value(

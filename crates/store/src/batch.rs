@@ -21,10 +21,13 @@ type Run<Q, R> =
     Arc<dyn Fn(Vec<Q>) -> Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send>> + Send + Sync>;
 
 pub(crate) struct Batcher<Q, R> {
+    name: &'static str,
     queue: mpsc::UnboundedSender<(Q, Reply<R>)>,
     run: Run<Q, R>,
     /// Callers inside [`Batcher::call`]; a caller that finds none runs its input itself.
     callers: AtomicUsize,
+    /// `false` when spawned without workers: every caller runs its own input.
+    grouped: bool,
 }
 
 impl<Q, R> std::fmt::Debug for Batcher<Q, R> {
@@ -38,7 +41,12 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
     /// flight at once (one for SQLite's single writer, a few for PostgreSQL). A batch that
     /// fails as a whole is retried one input at a time, so one bad input (or a deadlock
     /// between nodes) fails only itself.
-    pub(crate) fn spawn<F, Fut>(workers: usize, max_batch: usize, run: F) -> Self
+    pub(crate) fn spawn<F, Fut>(
+        name: &'static str,
+        workers: usize,
+        max_batch: usize,
+        run: F,
+    ) -> Self
     where
         F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = StoreResult<Vec<R>>> + Send + 'static,
@@ -46,21 +54,27 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
         let (queue, rx) = mpsc::unbounded_channel::<(Q, Reply<R>)>();
         let rx = Arc::new(Mutex::new(rx));
         let run: Run<Q, R> = Arc::new(move |batch| Box::pin(run(batch)));
-        for _ in 0..workers.max(1) {
-            tokio::spawn(work(rx.clone(), run.clone(), max_batch.max(1)));
+        // Without workers every caller runs its own input, ungrouped.
+        for _ in 0..workers {
+            tokio::spawn(work(name, rx.clone(), run.clone(), max_batch.max(1)));
         }
         Self {
+            name,
             queue,
             run,
             callers: AtomicUsize::new(0),
+            grouped: workers > 0,
         }
     }
 
     pub(crate) async fn call(&self, input: Q) -> StoreResult<R> {
         let caller = Caller::enter(&self.callers);
-        if caller.alone {
+        if caller.alone || !self.grouped {
             // Nobody to group with: skip the hop to a worker and back.
-            return (self.run)(vec![input]).await.and_then(|mut one| {
+            let started = std::time::Instant::now();
+            let answer = (self.run)(vec![input]).await;
+            note_slow(self.name, 1, started);
+            return answer.and_then(|mut one| {
                 one.pop()
                     .ok_or_else(|| StoreError::Other("a batch answered nothing".into()))
             });
@@ -75,7 +89,7 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
     }
 }
 
-async fn work<Q: Clone, R>(rx: Queue<Q, R>, run: Run<Q, R>, max_batch: usize) {
+async fn work<Q: Clone, R>(name: &'static str, rx: Queue<Q, R>, run: Run<Q, R>, max_batch: usize) {
     loop {
         let mut batch = Vec::new();
         {
@@ -92,7 +106,10 @@ async fn work<Q: Clone, R>(rx: Queue<Q, R>, run: Run<Q, R>, max_batch: usize) {
             }
         }
         let (inputs, replies): (Vec<Q>, Vec<Reply<R>>) = batch.into_iter().unzip();
-        let answers = match run(inputs.clone()).await {
+        let started = std::time::Instant::now();
+        let answer = run(inputs.clone()).await;
+        note_slow(name, inputs.len(), started);
+        let answers = match answer {
             Ok(answers) if answers.len() == inputs.len() => {
                 answers.into_iter().map(Ok).collect::<Vec<_>>()
             }
@@ -117,6 +134,19 @@ async fn work<Q: Clone, R>(rx: Queue<Q, R>, run: Run<Q, R>, max_batch: usize) {
             // A caller that gave up (its request was cancelled) no longer listens.
             let _ = reply.send(answer);
         }
+    }
+}
+
+/// A statement every code check waits for should take milliseconds; say so when it does not.
+fn note_slow(name: &'static str, size: usize, started: std::time::Instant) {
+    let took = started.elapsed();
+    if took > std::time::Duration::from_millis(250) {
+        tracing::warn!(
+            statement = name,
+            size,
+            took_ms = took.as_millis() as u64,
+            "slow code-check statement"
+        );
     }
 }
 
