@@ -37,6 +37,8 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     checks: std::sync::Arc<code_checks::CodeChecks>,
+    /// Dropped with the last clone of the store, which ends its background tasks.
+    _tasks: std::sync::Arc<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -52,10 +54,19 @@ impl SqlStore {
     pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         let (pool, backend) = backend::connect(url, options).await?;
         let checks = std::sync::Arc::new(code_checks::CodeChecks::spawn(&pool, backend));
+        let tasks = match backend {
+            Backend::Sqlite => {
+                let (stop, stopped) = tokio::sync::oneshot::channel();
+                backend::checkpoints(pool.clone(), stopped);
+                Some(stop)
+            }
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             backend,
             checks,
+            _tasks: std::sync::Arc::new(tasks),
         })
     }
 
