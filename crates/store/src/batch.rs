@@ -1,8 +1,7 @@
 //! Group execution of the statements every code check runs.
 //!
 //! On SQLite each statement is a hand-off to sqlx's connection thread and back (two thread
-//! wake-ups), and on PostgreSQL a round trip with its own parse, plan and commit; at a few
-//! thousand checks per second that overhead, not the SQL, is the cost. Concurrent callers of
+//! wake-ups); at a few thousand checks per second that overhead, not the SQL, is the cost. Concurrent callers of
 //! one kind of statement therefore queue here, and a worker runs whatever has queued as one
 //! statement over a JSON array of inputs. A caller waits for its own answer only; nothing
 //! waits for a batch to fill, and a caller with nobody beside it runs its statement itself.
@@ -38,7 +37,8 @@ impl<Q, R> std::fmt::Debug for Batcher<Q, R> {
 
 impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
     /// `run` answers a batch in order, one answer per input. `workers` batches may be in
-    /// flight at once (one for SQLite's single writer, a few for PostgreSQL). A batch that
+    /// flight at once (one for SQLite's single writer; none, so ungrouped, for PostgreSQL —
+    /// see `code_checks`). A batch that
     /// fails as a whole is retried one input at a time, so one bad input (or a deadlock
     /// between nodes) fails only itself.
     pub(crate) fn spawn<F, Fut>(

@@ -1,4 +1,4 @@
-//! The statements of a code check, run in groups (see [`crate::batch`]): finding an API
+//! The statements of a code check, run in groups on SQLite (see [`crate::batch`]): finding an API
 //! subject, reading an owner's active factors with its attempt budget, and consuming a TOTP
 //! step. Each takes a JSON array of inputs, so a group is one statement with one parameter.
 //!
