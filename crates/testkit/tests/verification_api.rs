@@ -456,6 +456,13 @@ both_backends!(
     consuming_checks_the_budget
 );
 
+async fn verified_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'second_factor_verified'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+}
+
 /// Many subjects checking at once are consumed together (one statement per group): each
 /// valid code is accepted once, with its own audit row.
 async fn concurrent_subjects_each_verify_once(db: TestDb) {
@@ -468,11 +475,7 @@ async fn concurrent_subjects_each_verify_once(db: TestDb) {
         subjects.push((subject, secret));
     }
     app.clock.advance(Duration::seconds(30));
-    let before: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'second_factor_verified'")
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let before = verified_count(&app).await;
     let mut tasks = Vec::new();
     for (subject, secret) in &subjects {
         let code = oathtool_code(secret, app.clock_now());
@@ -499,11 +502,7 @@ async fn concurrent_subjects_each_verify_once(db: TestDb) {
         *valid.entry(subject).or_default() += u32::from(ok);
     }
     assert!(valid.values().all(|&n| n == 1), "{valid:?}");
-    let after: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'second_factor_verified'")
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let after = verified_count(&app).await;
     assert_eq!(after - before, 24);
 }
 both_backends!(
