@@ -70,7 +70,9 @@ for (const backend of backends()) {
       await page.getByRole('heading', { name: 'Your backup codes' }).waitFor();
       await page.getByRole('link', { name: 'I have saved my codes' }).click();
       await page.getByText('Text messages to +1 ••• ••• 8318').waitFor();
-      assert.ok(!(await page.content()).includes('555'), 'the full number is never shown');
+      // The number's middle digits in any spelling; a bare '555' can occur in a random token.
+      const html = (await page.content()).replace(/[\s()-]/g, '');
+      assert.ok(!html.includes('4155558318') && !html.includes('5558318'), 'the full number is never shown');
 
       await signOut(page);
       await flows.signIn(server, page, email);
