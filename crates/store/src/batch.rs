@@ -71,13 +71,7 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
         let caller = Caller::enter(&self.callers);
         if caller.alone || !self.grouped {
             // Nobody to group with: skip the hop to a worker and back.
-            let started = std::time::Instant::now();
-            let answer = (self.run)(vec![input]).await;
-            note_slow(self.name, 1, started);
-            return answer.and_then(|mut one| {
-                one.pop()
-                    .ok_or_else(|| StoreError::Other("a batch answered nothing".into()))
-            });
+            return run_one(self.name, &self.run, input).await;
         }
         let (reply, answer) = oneshot::channel();
         self.queue
@@ -115,17 +109,14 @@ async fn work<Q: Clone, R>(name: &'static str, rx: Queue<Q, R>, run: Run<Q, R>, 
             }
             Ok(_) => {
                 let e = StoreError::Other("a batch answered the wrong number of inputs".into());
-                inputs.iter().map(|_| Err(copy(&e))).collect()
+                inputs.iter().map(|_| Err(e.clone())).collect()
             }
             Err(e) if inputs.len() == 1 => vec![Err(e)],
             Err(e) => {
                 tracing::warn!(error = %e, size = inputs.len(), "a group of statements failed; retrying one at a time");
                 let mut answers = Vec::with_capacity(inputs.len());
                 for input in inputs {
-                    answers.push(run(vec![input]).await.and_then(|mut one| {
-                        one.pop()
-                            .ok_or_else(|| StoreError::Other("a batch answered nothing".into()))
-                    }));
+                    answers.push(run_one(name, &run, input).await);
                 }
                 answers
             }
@@ -169,10 +160,13 @@ impl Drop for Caller<'_> {
     }
 }
 
-fn copy(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Other(m) => StoreError::Other(m.clone()),
-    }
+/// Runs one input as a group of its own.
+async fn run_one<Q, R>(name: &'static str, run: &Run<Q, R>, input: Q) -> StoreResult<R> {
+    let started = std::time::Instant::now();
+    let answer = run(vec![input]).await;
+    note_slow(name, 1, started);
+    answer.and_then(|mut one| {
+        one.pop()
+            .ok_or_else(|| StoreError::Other("a batch answered nothing".into()))
+    })
 }
