@@ -28,8 +28,11 @@ pub struct Args {
     #[arg(long, default_value_t = 200_000)]
     pub subjects: u32,
     /// Also measure /verify with 10 thousand and 1 million subjects on PostgreSQL.
-    #[arg(long, default_value_t = true)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub large: bool,
+    /// Leave SQLite out (to repeat a PostgreSQL measurement quickly).
+    #[arg(long)]
+    pub skip_sqlite: bool,
 }
 
 #[tokio::main]
@@ -39,11 +42,13 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    rows.extend(
-        scenarios::run_backend(&args, server::Backend::Sqlite, &mut notes)
-            .await
-            .context("SQLite run")?,
-    );
+    if !args.skip_sqlite {
+        rows.extend(
+            scenarios::run_backend(&args, server::Backend::Sqlite, &mut notes)
+                .await
+                .context("SQLite run")?,
+        );
+    }
     if let Some(url) = args.postgres.clone() {
         rows.extend(
             scenarios::run_backend(&args, server::Backend::Postgres(url), &mut notes)

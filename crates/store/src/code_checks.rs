@@ -59,14 +59,12 @@ impl CodeChecks {
     pub(crate) fn spawn(pool: &AnyPool, backend: Backend) -> Self {
         // SQLite: every statement is two thread hand-offs, so grouping pays (measured: /verify
         // at c=64 from 4.3 to 15 thousand/s), and one writer means one group at a time.
-        // PostgreSQL: grouping raised the c=16 rate but made the tail worse under load (p99
-        // 53-64 ms at c=64 and 89-139 ms during the login flood, against 28 and 18 ms before),
-        // most likely because each statement gained two task hand-offs on a saturated runtime;
-        // there every caller runs its own (now combined) statement. See BENCHMARKS.md.
-        let workers = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 0,
-        };
+        // PostgreSQL: one worker too. Grouping there first lengthened the tail (p99 53-64 ms at
+        // c=64): sqlx 0.9.0 left Nagle's algorithm on, so a group's statement waited for a
+        // delayed ACK. With TCP_NODELAY (vendor/README.md) one worker took c=64 from 2.0 to 6.6
+        // thousand/s at p99 19 ms in the same hour; two workers doubled the flood's p99. See
+        // BENCHMARKS.md.
+        let workers = 1;
         let p = pool.clone();
         let subject_states = Batcher::spawn("subject_state", workers, MAX_BATCH, move |batch| {
             let p = p.clone();
