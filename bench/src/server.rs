@@ -66,8 +66,12 @@ impl Server {
             "--data-dir",
         ])
         .arg(data)
-        // Access logs at info would put a log line per request on the measured path.
-        .env("TWOFOLD_LOG", "warn")
+        // Access logs at info would put a log line per request on the measured path;
+        // TWOFOLD_BENCH_SERVER_LOG sets another filter (e.g. `warn,sqlx::query=debug`).
+        .env(
+            "TWOFOLD_LOG",
+            std::env::var("TWOFOLD_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         // The load generator's logins come from one cookie-less client, which would be a new
         // device at every sign-in; it measures returning users on known devices instead.
         .env("TWOFOLD_DEVICES__VERIFY", "false")
