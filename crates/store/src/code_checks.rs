@@ -59,12 +59,14 @@ impl CodeChecks {
     pub(crate) fn spawn(pool: &AnyPool, backend: Backend) -> Self {
         // SQLite: every statement is two thread hand-offs, so grouping pays (measured: /verify
         // at c=64 from 4.3 to 15 thousand/s), and one writer means one group at a time.
-        // PostgreSQL: one worker too. Grouping there first lengthened the tail (p99 53-64 ms at
-        // c=64): sqlx 0.9.0 left Nagle's algorithm on, so a group's statement waited for a
-        // delayed ACK. With TCP_NODELAY (vendor/README.md) one worker took c=64 from 2.0 to 6.6
-        // thousand/s at p99 19 ms in the same hour; two workers doubled the flood's p99. See
-        // BENCHMARKS.md.
-        let workers = 1;
+        // PostgreSQL: every caller runs its own (combined) statements. Grouping there raises
+        // the rate 1.5-3x at c=16-64 (with TCP_NODELAY, vendor/README.md), but during the
+        // login flood /verify's p99 went to 57-257 ms in 6 of 7 runs, against 23-29 ms
+        // ungrouped: one statement stream stalls every check queued behind it (BENCHMARKS.md).
+        let workers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 0,
+        };
         let p = pool.clone();
         let subject_states = Batcher::spawn("subject_state", workers, MAX_BATCH, move |batch| {
             let p = p.clone();
