@@ -58,10 +58,10 @@ impl Default for HashParams {
 type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 
 /// Argon2's working memory (19 MiB at the default parameters), kept and reused by one thread.
-/// Allocating it per hash costs more than the page faults suggest: freeing 19 MiB unmaps it,
-/// and every unmap interrupts the other cores to flush their TLBs, so two threads hashing
-/// together got 59–80 hashes/s on this 2-vCPU VM against 121/s with reused memory (single
-/// hashes 15 ms either way). What a hash leaves in it is overwritten by the next one; it is no
+/// Allocating it per hash (the crate's default) cost little alone but much in parallel: two
+/// threads hashing together got 59–80 hashes/s on this 2-vCPU VM against 121/s with reused
+/// memory, single hashes 15 ms either way — most likely the unmap of each freed 19 MiB, which
+/// must flush the TLB of every core running the process, and the page faults after it. What a hash leaves in it is overwritten by the next one; it is no
 /// more sensitive than the password that request already holds in memory.
 #[derive(Default)]
 pub struct HashMemory {
@@ -69,12 +69,25 @@ pub struct HashMemory {
 }
 
 impl HashMemory {
-    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+    /// Memory for `params`, or `None` when the machine cannot provide it (a stored hash may
+    /// name any cost: failing is the crate's own answer too, not aborting the process).
+    fn blocks(&mut self, params: &Params) -> Option<&mut [Block]> {
         let count = params.block_count();
         if self.blocks.len() < count {
+            self.blocks
+                .try_reserve_exact(count - self.blocks.len())
+                .ok()?;
             self.blocks.resize(count, Block::default());
         }
-        &mut self.blocks[..count]
+        self.blocks.get_mut(..count)
+    }
+
+    /// Gives back memory beyond what `params` need: an old hash with a higher cost gets its
+    /// memory for one verification, not for the thread's lifetime.
+    fn keep_at_most(&mut self, params: &Params) {
+        if self.blocks.len() > params.block_count() {
+            self.blocks = Vec::new();
+        }
     }
 }
 
@@ -197,6 +210,10 @@ fn lower_priority() {
     }
 }
 
+/// The most memory a stored hash may ask for (1 GiB; OWASP's strongest setting is 46 MiB). A
+/// hash naming more is refused like a wrong password rather than attempted.
+const MAX_STORED_M_COST_KIB: u32 = 1 << 20;
+
 fn argon2id(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
@@ -211,8 +228,11 @@ fn hash_blocking(
     let failed = |e: &dyn std::fmt::Display| CoreError::Internal(format!("argon2 hash: {e}"));
     let salt = try_generate_salt().map_err(|e| failed(&e))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let blocks = memory
+        .blocks(params)
+        .ok_or_else(|| failed(&"out of memory"))?;
     argon2id(params)
-        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory.blocks(params))
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
         .map_err(|e| failed(&e))?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
@@ -268,12 +288,18 @@ fn verify_blocking(
     let Ok(stored) = Params::try_from(&parsed) else {
         return Verified::Invalid;
     };
+    if stored.m_cost() > MAX_STORED_M_COST_KIB {
+        return Verified::Invalid;
+    }
     let mut out = vec![0u8; expected.len()];
     let argon = Argon2::new(algorithm, version, stored.clone());
-    let computed = argon
-        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, memory.blocks(&stored))
-        .ok()
-        .and_then(|()| Output::new(&out).ok());
+    let computed = memory.blocks(&stored).and_then(|blocks| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks)
+            .ok()
+            .and_then(|()| Output::new(&out).ok())
+    });
+    memory.keep_at_most(params);
     if computed.as_ref() != Some(expected) {
         return Verified::Invalid;
     }
@@ -355,7 +381,8 @@ mod tests {
 
     #[test]
     fn reused_memory_agrees_with_the_reference_implementation() {
-        let params = Params::new(64, 1, 1, None).unwrap();
+        // Current parameters above the stored ones, so the memory stays (dirty) between checks.
+        let params = Params::new(512, 1, 1, None).unwrap();
         let pw = "correct horse battery staple";
         let mut memory = HashMemory::default();
         // Memory left dirty by a bigger hash first, then by each check in turn.
@@ -378,6 +405,33 @@ mod tests {
         let tampered = REFERENCE_ID.replace("t=2", "t=3");
         assert!(matches!(
             verify_blocking(&params, pw, &tampered, &mut memory),
+            Verified::Invalid
+        ));
+    }
+
+    #[test]
+    fn costlier_stored_hashes_borrow_memory_and_impossible_ones_fail() {
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let mut memory = HashMemory::default();
+        assert!(matches!(
+            verify_blocking(
+                &params,
+                "correct horse battery staple",
+                REFERENCE_ID,
+                &mut memory
+            ),
+            Verified::Valid { .. }
+        ));
+        assert!(memory.blocks.capacity() <= 64, "m=256 memory is given back");
+        // 4 TiB: refused like a wrong password, without trying to allocate it.
+        let absurd = REFERENCE_ID.replace("m=256", "m=4294967295");
+        assert!(matches!(
+            verify_blocking(
+                &params,
+                "correct horse battery staple",
+                &absurd,
+                &mut memory
+            ),
             Verified::Invalid
         ));
     }

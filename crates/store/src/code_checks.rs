@@ -61,8 +61,9 @@ impl CodeChecks {
         // at c=64 from 4.3 to 15 thousand/s), and one writer means one group at a time.
         // PostgreSQL: every caller runs its own (combined) statements. Grouping there raises
         // the rate 1.5-3x at c=16-64 (with TCP_NODELAY, vendor/README.md), but during the
-        // login flood /verify's p99 went to 57-257 ms in 6 of 7 runs, against 23-29 ms
-        // ungrouped: one statement stream stalls every check queued behind it (BENCHMARKS.md).
+        // login flood /verify's p99 was 62-257 ms in 7 of 8 runs, against 23-75 ms (under
+        // 50 in 7 of 8) ungrouped: one stalled statement stream holds up every check queued
+        // behind it (BENCHMARKS.md).
         let workers = match backend {
             Backend::Sqlite => 1,
             Backend::Postgres => 0,
