@@ -59,10 +59,11 @@ type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 
 /// Argon2's working memory (19 MiB at the default parameters), kept and reused by one thread.
 /// Allocating it per hash (the crate's default) cost little alone but much in parallel: two
-/// threads hashing together got 59–80 hashes/s on this 2-vCPU VM against 121/s with reused
+/// threads hashing together got 59–80 hashes/s on a 2-vCPU VM against 121/s with reused
 /// memory, single hashes 15 ms either way — most likely the unmap of each freed 19 MiB, which
-/// must flush the TLB of every core running the process, and the page faults after it. What a hash leaves in it is overwritten by the next one; it is no
-/// more sensitive than the password that request already holds in memory.
+/// must flush the TLB of every core running the process, and the page faults after it. What a
+/// hash leaves in it is overwritten by the next one; it is no more sensitive than the password
+/// that request already holds in memory.
 #[derive(Default)]
 pub struct HashMemory {
     blocks: Vec<Block>,
