@@ -1,32 +1,36 @@
 //! Group execution of the statements every code check runs.
 //!
-//! On SQLite each statement is a hand-off to sqlx's connection thread and back (two thread
-//! wake-ups); at a few thousand checks per second that overhead, not the SQL, is the cost. Concurrent callers of
-//! one kind of statement therefore queue here, and a worker runs whatever has queued as one
-//! statement over a JSON array of inputs. A caller waits for its own answer only; nothing
-//! waits for a batch to fill, and a caller with nobody beside it runs its statement itself.
+//! Each statement costs a round trip besides its work — on SQLite a hand-off to sqlx's
+//! connection thread and back, on PostgreSQL a network round trip and a backend process
+//! woken — and at thousands of checks per second that overhead, not the SQL, is the cost.
+//! Concurrent callers of one kind of statement therefore queue here, and a worker runs
+//! whatever has queued as one statement over a JSON array of inputs. A caller waits for its
+//! own answer only; nothing waits for a batch to fill: a caller with nobody beside it is a
+//! group of one. (It used to run its statement itself, on a connection from the main pool;
+//! under the login flood that connection took up to 215 ms to come, more than the hop to the
+//! worker and back costs.)
 
+use crate::codec::db_error;
+use sqlx::AnyPool;
+use sqlx::any::Any;
+use sqlx::pool::PoolConnection;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use twofold_core::ports::{StoreError, StoreResult};
 
+pub(crate) type Conn = PoolConnection<Any>;
 type Reply<R> = oneshot::Sender<StoreResult<R>>;
-/// The waiting inputs, shared by the workers: whoever holds the lock gathers the next group.
-type Queue<Q, R> = Arc<Mutex<mpsc::UnboundedReceiver<(Q, Reply<R>)>>>;
-type Run<Q, R> =
-    Arc<dyn Fn(Vec<Q>) -> Pin<Box<dyn Future<Output = StoreResult<Vec<R>>> + Send>> + Send + Sync>;
+/// Runs a batch on the connection it is given and hands the connection back.
+type Run<Q, R> = Arc<
+    dyn Fn(Conn, Vec<Q>) -> Pin<Box<dyn Future<Output = (Conn, StoreResult<Vec<R>>)> + Send>>
+        + Send
+        + Sync,
+>;
 
 pub(crate) struct Batcher<Q, R> {
-    name: &'static str,
     queue: mpsc::UnboundedSender<(Q, Reply<R>)>,
-    run: Run<Q, R>,
-    /// Callers inside [`Batcher::call`]; a caller that finds none runs its input itself.
-    callers: AtomicUsize,
-    /// `false` when spawned without workers: every caller runs its own input.
-    grouped: bool,
 }
 
 impl<Q, R> std::fmt::Debug for Batcher<Q, R> {
@@ -36,43 +40,40 @@ impl<Q, R> std::fmt::Debug for Batcher<Q, R> {
 }
 
 impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
-    /// `run` answers a batch in order, one answer per input. `workers` batches may be in
-    /// flight at once (one for SQLite's single writer; none, so ungrouped, for PostgreSQL —
-    /// see `code_checks`). A batch that
-    /// fails as a whole is retried one input at a time, so one bad input (or a deadlock
-    /// between nodes) fails only itself.
+    /// `run` answers a batch in order, one answer per input. One worker runs the groups, one
+    /// at a time (SQLite has one writer; on PostgreSQL one stream of groups outran the bare
+    /// UPDATE at c=64 in the benchmark), on a connection it takes from `group_pool` and
+    /// keeps: a connection checked out of a pool and back costs two more round trips (sqlx
+    /// tests it both ways), and under load it waits for the task that returns it. A batch
+    /// that fails as a whole is retried one input at a time on `pool`, so one bad input (or
+    /// a deadlock between nodes, or a connection that broke) fails only itself.
     pub(crate) fn spawn<F, Fut>(
         name: &'static str,
-        workers: usize,
+        pool: AnyPool,
+        group_pool: AnyPool,
         max_batch: usize,
         run: F,
     ) -> Self
     where
-        F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = StoreResult<Vec<R>>> + Send + 'static,
+        F: Fn(Conn, Vec<Q>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = (Conn, StoreResult<Vec<R>>)> + Send + 'static,
     {
         let (queue, rx) = mpsc::unbounded_channel::<(Q, Reply<R>)>();
-        let rx = Arc::new(Mutex::new(rx));
-        let run: Run<Q, R> = Arc::new(move |batch| Box::pin(run(batch)));
-        // Without workers every caller runs its own input, ungrouped.
-        for _ in 0..workers {
-            tokio::spawn(work(name, rx.clone(), run.clone(), max_batch.max(1)));
-        }
-        Self {
-            name,
-            queue,
-            run,
-            callers: AtomicUsize::new(0),
-            grouped: workers > 0,
-        }
+        let run: Run<Q, R> = Arc::new(move |conn, batch| Box::pin(run(conn, batch)));
+        tokio::spawn(work(
+            Worker {
+                name,
+                run,
+                pool,
+                group_pool,
+                max_batch: max_batch.max(1),
+            },
+            rx,
+        ));
+        Self { queue }
     }
 
     pub(crate) async fn call(&self, input: Q) -> StoreResult<R> {
-        let caller = Caller::enter(&self.callers);
-        if caller.alone || !self.grouped {
-            // Nobody to group with: skip the hop to a worker and back.
-            return run_one(self.name, &self.run, input).await;
-        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((input, reply))
@@ -83,26 +84,52 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
     }
 }
 
-async fn work<Q: Clone, R>(name: &'static str, rx: Queue<Q, R>, run: Run<Q, R>, max_batch: usize) {
+struct Worker<Q, R> {
+    name: &'static str,
+    run: Run<Q, R>,
+    pool: AnyPool,
+    group_pool: AnyPool,
+    max_batch: usize,
+}
+
+async fn work<Q: Clone, R>(w: Worker<Q, R>, mut rx: mpsc::UnboundedReceiver<(Q, Reply<R>)>) {
+    let mut held: Option<Conn> = None;
+    // Closing a pool waits for its connections, so the held one goes back when it closes.
+    let mut closing = std::pin::pin!(w.group_pool.close_event());
     loop {
-        let mut batch = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
+        let first = tokio::select! {
+            next = rx.recv() => next,
+            () = &mut closing => None,
+        };
+        let Some(first) = first else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < w.max_batch {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
             }
         }
         let (inputs, replies): (Vec<Q>, Vec<Reply<R>>) = batch.into_iter().unzip();
         let started = std::time::Instant::now();
-        let answer = run(inputs.clone()).await;
-        note_slow(name, inputs.len(), started);
+        let conn = match held.take() {
+            Some(conn) => Ok(conn),
+            None => w.group_pool.acquire().await.map_err(db_error),
+        };
+        let answer = match conn {
+            Ok(conn) => {
+                let (conn, answer) = (w.run)(conn, inputs.clone()).await;
+                // After an error the connection goes back to its pool, which tests it and
+                // drops it if it broke; the next group takes a fresh one.
+                if answer.is_ok() {
+                    held = Some(conn);
+                }
+                answer
+            }
+            Err(e) => Err(e),
+        };
+        note_slow(w.name, inputs.len(), started);
         let answers = match answer {
             Ok(answers) if answers.len() == inputs.len() => {
                 answers.into_iter().map(Ok).collect::<Vec<_>>()
@@ -111,12 +138,11 @@ async fn work<Q: Clone, R>(name: &'static str, rx: Queue<Q, R>, run: Run<Q, R>, 
                 let e = StoreError::Other("a batch answered the wrong number of inputs".into());
                 inputs.iter().map(|_| Err(e.clone())).collect()
             }
-            Err(e) if inputs.len() == 1 => vec![Err(e)],
             Err(e) => {
-                tracing::warn!(error = %e, size = inputs.len(), "a group of statements failed; retrying one at a time");
+                tracing::warn!(error = %e, size = inputs.len(), statement = w.name, "a group of statements failed; retrying one at a time");
                 let mut answers = Vec::with_capacity(inputs.len());
                 for input in inputs {
-                    answers.push(run_one(name, &run, input).await);
+                    answers.push(run_one(w.name, &w.run, &w.pool, input).await);
                 }
                 answers
             }
@@ -141,29 +167,16 @@ fn note_slow(name: &'static str, size: usize, started: std::time::Instant) {
     }
 }
 
-/// Counts a caller in, and out again when dropped (also when its request is cancelled).
-struct Caller<'a> {
-    count: &'a AtomicUsize,
-    alone: bool,
-}
-
-impl<'a> Caller<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
-        let alone = count.fetch_add(1, Ordering::SeqCst) == 0;
-        Self { count, alone }
-    }
-}
-
-impl Drop for Caller<'_> {
-    fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Runs one input as a group of its own.
-async fn run_one<Q, R>(name: &'static str, run: &Run<Q, R>, input: Q) -> StoreResult<R> {
+/// Runs one input as a group of its own, on a connection checked out of `pool` for it.
+async fn run_one<Q, R>(
+    name: &'static str,
+    run: &Run<Q, R>,
+    pool: &AnyPool,
+    input: Q,
+) -> StoreResult<R> {
     let started = std::time::Instant::now();
-    let answer = run(vec![input]).await;
+    let conn = pool.acquire().await.map_err(db_error)?;
+    let (_, answer) = run(conn, vec![input]).await;
     note_slow(name, 1, started);
     answer.and_then(|mut one| {
         one.pop()

@@ -1,4 +1,4 @@
-//! The statements of a code check, run in groups on SQLite (see [`crate::batch`]): finding an API
+//! The statements of a code check, run in groups (see [`crate::batch`]): finding an API
 //! subject, reading an owner's active factors with its attempt budget, and consuming a TOTP
 //! step. Each takes a JSON array of inputs, so a group is one statement with one parameter.
 //!
@@ -10,7 +10,7 @@
 //! input travels in the one bound JSON parameter.
 
 use crate::Backend;
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Conn};
 use crate::codec::{db_error, from_ms, get, ms, uuid};
 use crate::factors::factor_from_row;
 use serde_json::{Value, json};
@@ -56,33 +56,42 @@ pub(crate) struct CodeChecks {
 }
 
 impl CodeChecks {
-    pub(crate) fn spawn(pool: &AnyPool, backend: Backend) -> Self {
-        // SQLite: every statement is two thread hand-offs, so grouping pays (measured: /verify
-        // at c=64 from 4.3 to 15 thousand/s), and one writer means one group at a time.
-        // PostgreSQL: every caller runs its own (combined) statements. Grouping there raises
-        // the rate 1.5-3x at c=16-64 (with TCP_NODELAY, vendor/README.md), but during the
-        // login flood /verify's p99 was 62-257 ms in 7 of 8 runs, against 23-75 ms (under
-        // 50 in 7 of 8) ungrouped: one stalled statement stream holds up every check queued
-        // behind it (BENCHMARKS.md).
-        let workers = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 0,
-        };
-        let p = pool.clone();
-        let subject_states = Batcher::spawn("subject_state", workers, MAX_BATCH, move |batch| {
-            let p = p.clone();
-            async move { read_subject_states(&p, backend, batch).await }
-        });
-        let p = pool.clone();
-        let states = Batcher::spawn("check_state", workers, MAX_BATCH, move |batch| {
-            let p = p.clone();
-            async move { read_states(&p, backend, batch).await }
-        });
-        let p = pool.clone();
-        let claims = Batcher::spawn("step_claim", workers, MAX_BATCH, move |batch| {
-            let p = p.clone();
-            async move { claim_steps(&p, backend, batch).await }
-        });
+    /// `group_pool` is the checks' own: its connections are held by the three workers.
+    pub(crate) fn spawn(pool: &AnyPool, group_pool: &AnyPool, backend: Backend) -> Self {
+        // Both backends group. PostgreSQL ran each caller's statements alone until groups
+        // had connections of their own: groups on the main pool waited for a connection
+        // during the login flood (/verify p99 450-550 ms, against 60-75 ms alone), on their
+        // own connections they did not (BENCHMARKS.md, 2026-12-01 22:00 UTC).
+        let subject_states = Batcher::spawn(
+            "subject_state",
+            pool.clone(),
+            group_pool.clone(),
+            MAX_BATCH,
+            move |mut conn, batch| async move {
+                let answer = read_subject_states(&mut conn, backend, batch).await;
+                (conn, answer)
+            },
+        );
+        let states = Batcher::spawn(
+            "check_state",
+            pool.clone(),
+            group_pool.clone(),
+            MAX_BATCH,
+            move |mut conn, batch| async move {
+                let answer = read_states(&mut conn, backend, batch).await;
+                (conn, answer)
+            },
+        );
+        let claims = Batcher::spawn(
+            "step_claim",
+            pool.clone(),
+            group_pool.clone(),
+            MAX_BATCH,
+            move |mut conn, batch| async move {
+                let answer = claim_steps(&mut conn, backend, batch).await;
+                (conn, answer)
+            },
+        );
         Self {
             subject_states,
             states,
@@ -168,7 +177,7 @@ fn add_to_state(row: &sqlx::any::AnyRow, (factors, budget): &mut CheckState) -> 
 }
 
 async fn read_subject_states(
-    pool: &AnyPool,
+    conn: &mut Conn,
     backend: Backend,
     batch: Vec<SubjectQuery>,
 ) -> StoreResult<Vec<Option<(Uuid, CheckState)>>> {
@@ -203,7 +212,7 @@ async fn read_subject_states(
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(Value::Array(input).to_string())
-        .fetch_all(pool)
+        .fetch_all(&mut **conn)
         .await
         .map_err(db_error)?;
     let mut found: Vec<Option<(Uuid, CheckState)>> = vec![None; batch.len()];
@@ -222,7 +231,7 @@ async fn read_subject_states(
 }
 
 async fn read_states(
-    pool: &AnyPool,
+    conn: &mut Conn,
     backend: Backend,
     batch: Vec<(String, String)>,
 ) -> StoreResult<Vec<CheckState>> {
@@ -242,7 +251,7 @@ async fn read_states(
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(Value::Array(input).to_string())
-        .fetch_all(pool)
+        .fetch_all(&mut **conn)
         .await
         .map_err(db_error)?;
     let mut states: Vec<CheckState> = batch.iter().map(|_| (Vec::new(), None)).collect();
@@ -332,7 +341,7 @@ fn audit_json(audit: &AuditEvent) -> Value {
 }
 
 async fn claim_steps(
-    pool: &AnyPool,
+    conn: &mut Conn,
     backend: Backend,
     batch: Vec<StepClaim>,
 ) -> StoreResult<Vec<bool>> {
@@ -409,7 +418,7 @@ async fn claim_steps(
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(Value::Array(input).to_string())
-        .fetch_all(pool)
+        .fetch_all(&mut **conn)
         .await
         .map_err(db_error)?;
     let mut done = vec![false; batch.len()];

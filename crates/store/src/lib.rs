@@ -35,6 +35,8 @@ use twofold_core::ports::{HealthStore, StoreError, StoreResult};
 #[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// The code checks' own connections (see [`backend::CODE_CHECK_CONNECTIONS`]).
+    group_pool: AnyPool,
     backend: Backend,
     checks: std::sync::Arc<code_checks::CodeChecks>,
     /// Dropped with the last clone of the store, which ends its background tasks.
@@ -53,7 +55,9 @@ impl SqlStore {
     /// Connects without migrating; `serve` and `migrate` call [`SqlStore::migrate`] next.
     pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         let (pool, backend) = backend::connect(url, options).await?;
-        let checks = std::sync::Arc::new(code_checks::CodeChecks::spawn(&pool, backend));
+        let group_pool = backend::connect_code_checks(url, backend, options).await?;
+        let checks =
+            std::sync::Arc::new(code_checks::CodeChecks::spawn(&pool, &group_pool, backend));
         let tasks = match backend {
             Backend::Sqlite => {
                 let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -64,6 +68,7 @@ impl SqlStore {
         };
         Ok(Self {
             pool,
+            group_pool,
             backend,
             checks,
             _tasks: std::sync::Arc::new(tasks),
@@ -102,6 +107,7 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        self.group_pool.close().await;
         self.pool.close().await;
     }
 }
@@ -109,7 +115,11 @@ impl SqlStore {
 #[async_trait::async_trait]
 impl HealthStore for SqlStore {
     fn pool_use(&self) -> (u32, u32) {
-        (self.pool.size(), self.pool.num_idle() as u32)
+        let pools = [&self.pool, &self.group_pool];
+        (
+            pools.iter().map(|p| p.size()).sum(),
+            pools.iter().map(|p| p.num_idle() as u32).sum(),
+        )
     }
 
     async fn ready(&self) -> StoreResult<()> {

@@ -510,6 +510,86 @@ both_backends!(
     concurrent_subjects_each_verify_once
 );
 
+async fn verify(app: &TestApp, key: &str, subject: &str, code: &str) -> Value {
+    let r = api(
+        app,
+        key,
+        reqwest::Method::POST,
+        &format!("/{subject}/verify"),
+    )
+    .json(&json!({ "code": code }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    r.json().await.unwrap()
+}
+
+async fn code_check_connections(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(twofold_store::backend::CODE_CHECK_APPLICATION)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap()
+}
+
+/// The code checks keep their connections between groups. When the database drops one,
+/// the checks in that group are answered anyway (retried one at a time on the main pool),
+/// replay protection holds, and the next group opens a fresh connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_checks_survive_a_lost_connection() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let app = spawn_app(db).await;
+    let k = key(&app, "acme").await;
+    let (_, secret, _) = active_factor(&app, &k, "survivor").await;
+    app.clock.advance(Duration::seconds(30));
+    let code = oathtool_code(&secret, app.clock_now());
+    assert_eq!(verify(&app, &k, "survivor", &code).await["valid"], true);
+    assert!(code_check_connections(&app).await >= 1);
+
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(twofold_store::backend::CODE_CHECK_APPLICATION)
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+
+    app.clock.advance(Duration::seconds(30));
+    let code = oathtool_code(&secret, app.clock_now());
+    assert_eq!(verify(&app, &k, "survivor", &code).await["valid"], true);
+    assert_eq!(verify(&app, &k, "survivor", &code).await["valid"], false);
+    app.clock.advance(Duration::seconds(30));
+    let code = oathtool_code(&secret, app.clock_now());
+    assert_eq!(verify(&app, &k, "survivor", &code).await["valid"], true);
+    assert!(code_check_connections(&app).await >= 1);
+}
+
+/// Closing the store returns although the code checks hold connections (a pool's close
+/// waits for every connection to come back).
+async fn closing_returns_held_connections(db: TestDb) {
+    let app = spawn_app(db).await;
+    let k = key(&app, "acme").await;
+    let (_, secret, _) = active_factor(&app, &k, "closer").await;
+    app.clock.advance(Duration::seconds(30));
+    let code = oathtool_code(&secret, app.clock_now());
+    assert_eq!(verify(&app, &k, "closer", &code).await["valid"], true);
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.store.close())
+        .await
+        .expect("the store closes");
+}
+both_backends!(closing_case, closing_returns_held_connections);
+
 /// Decodes the QR code with a real decoder: the SVG rendered by librsvg, read by zbar.
 fn decode_qr(svg: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
