@@ -118,6 +118,9 @@ async fn work<Q: Clone, R>(w: Worker<Q, R>, mut rx: mpsc::UnboundedReceiver<(Q, 
             None => w.group_pool.acquire().await.map_err(db_error),
         };
         let answer = match conn {
+            // No connection to be had: the retry one at a time would wait as long again for
+            // each input, so the whole group is answered with it.
+            Err(e) => Ok(inputs.iter().map(|_| Err(e.clone())).collect()),
             Ok(conn) => {
                 let (conn, answer) = (w.run)(conn, inputs.clone()).await;
                 // After an error the connection goes back to its pool, which tests it and
@@ -125,26 +128,19 @@ async fn work<Q: Clone, R>(w: Worker<Q, R>, mut rx: mpsc::UnboundedReceiver<(Q, 
                 if answer.is_ok() {
                     held = Some(conn);
                 }
-                answer
+                answer.map(|answers| answers.into_iter().map(Ok).collect::<Vec<_>>())
             }
-            Err(e) => Err(e),
         };
         note_slow(w.name, inputs.len(), started);
         let answers = match answer {
-            Ok(answers) if answers.len() == inputs.len() => {
-                answers.into_iter().map(Ok).collect::<Vec<_>>()
-            }
+            Ok(answers) if answers.len() == inputs.len() => answers,
             Ok(_) => {
                 let e = StoreError::Other("a batch answered the wrong number of inputs".into());
                 inputs.iter().map(|_| Err(e.clone())).collect()
             }
             Err(e) => {
                 tracing::warn!(error = %e, size = inputs.len(), statement = w.name, "a group of statements failed; retrying one at a time");
-                let mut answers = Vec::with_capacity(inputs.len());
-                for input in inputs {
-                    answers.push(run_one(w.name, &w.run, &w.pool, input).await);
-                }
-                answers
+                retry_one_at_a_time(&w, inputs).await
             }
         };
         for (reply, answer) in replies.into_iter().zip(answers) {
@@ -165,6 +161,24 @@ fn note_slow(name: &'static str, size: usize, started: std::time::Instant) {
             "slow code-check statement"
         );
     }
+}
+
+/// Each input as a group of its own on the main pool; once the database is out of reach,
+/// the rest get that answer without waiting for it again.
+async fn retry_one_at_a_time<Q, R>(w: &Worker<Q, R>, inputs: Vec<Q>) -> Vec<StoreResult<R>> {
+    let mut answers = Vec::with_capacity(inputs.len());
+    let mut unreachable: Option<StoreError> = None;
+    for input in inputs {
+        let answer = match &unreachable {
+            Some(e) => Err(e.clone()),
+            None => run_one(w.name, &w.run, &w.pool, input).await,
+        };
+        if let Err(e @ StoreError::Unavailable(_)) = &answer {
+            unreachable = Some(e.clone());
+        }
+        answers.push(answer);
+    }
+    answers
 }
 
 /// Runs one input as a group of its own, on a connection checked out of `pool` for it.
