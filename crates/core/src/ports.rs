@@ -202,6 +202,9 @@ pub trait FactorStore: Send + Sync {
         guard: &crate::throttle::BudgetGuard,
     ) -> StoreResult<Option<u32>>;
     async fn backup_codes_left(&self, owner: &str) -> StoreResult<u32>;
+    /// [`FactorStore::factors_of`] with the owner's unused backup codes counted in the same
+    /// read (0 when it has no factors, since codes only back factors up).
+    async fn factors_and_backup_codes_left(&self, owner: &str) -> StoreResult<(Vec<Factor>, u32)>;
 }
 
 #[async_trait]
@@ -542,6 +545,8 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
     async fn attempts(&self, key: &str) -> StoreResult<Option<AttemptRecord>>;
+    /// The records of several keys in one read, in the order of `keys`.
+    async fn attempts_of(&self, keys: &[&str]) -> StoreResult<Vec<Option<AttemptRecord>>>;
     /// Counts one failure atomically; failures older than `window_start` are forgotten first.
     async fn record_failure(
         &self,

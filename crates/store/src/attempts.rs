@@ -23,6 +23,37 @@ impl AttemptStore for SqlStore {
         .transpose()
     }
 
+    async fn attempts_of(&self, keys: &[&str]) -> StoreResult<Vec<Option<AttemptRecord>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only placeholders are formatted into the statement; the keys are bound.
+        let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT key, failures, last_failure_at FROM attempt_budgets WHERE key IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for key in keys {
+            query = query.bind(*key);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        let mut found = vec![None; keys.len()];
+        for row in &rows {
+            let key: String = get(row, "key")?;
+            let record = AttemptRecord {
+                failures: u32::try_from(get::<i64>(row, "failures")?).unwrap_or(u32::MAX),
+                last_failure_at: from_ms(get(row, "last_failure_at")?)?,
+            };
+            for (slot, k) in found.iter_mut().zip(keys) {
+                if *k == key {
+                    *slot = Some(record);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn record_failure(
         &self,
         key: &str,

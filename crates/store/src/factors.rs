@@ -307,6 +307,30 @@ impl FactorStore for SqlStore {
         Ok(Some(u32::try_from(left).unwrap_or(0)))
     }
 
+    async fn factors_and_backup_codes_left(&self, owner: &str) -> StoreResult<(Vec<Factor>, u32)> {
+        let rows = sqlx::query(
+            "SELECT id, owner, kind, label, status, key_id, secret, algorithm, digits, period,
+                    last_step, last_drift, drift_matches, created_at, expires_at, confirmed_at,
+                    last_used_at, hint,
+                    (SELECT COUNT(*) FROM backup_codes b
+                     WHERE b.owner = factors.owner AND b.used_at IS NULL) AS backup_codes_left
+             FROM factors WHERE owner = $1 ORDER BY created_at, id",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let left = match rows.first() {
+            Some(row) => u32::try_from(get::<i64>(row, "backup_codes_left")?).unwrap_or(0),
+            None => 0,
+        };
+        let factors = rows
+            .iter()
+            .map(factor_from_row)
+            .collect::<StoreResult<_>>()?;
+        Ok((factors, left))
+    }
+
     async fn backup_codes_left(&self, owner: &str) -> StoreResult<u32> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM backup_codes WHERE owner = $1 AND used_at IS NULL",

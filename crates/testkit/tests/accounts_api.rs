@@ -527,6 +527,44 @@ both_backends!(
     login_attempt_budget_backs_off_without_an_oracle
 );
 
+/// Guessing across many addresses from one client spends that client's budget: after 20 free
+/// failures (one per address, so no account budget is touched) even a right password from it
+/// waits, and a successful login does not reset it.
+async fn login_budget_per_client_ip(db: TestDb) {
+    let app = spawn_app(db).await;
+    app.verified_account("sprayed@example.com", PW).await;
+    let c = app.client();
+    for n in 0..21 {
+        let email = format!("spray-{n}@example.com");
+        assert_eq!(
+            app.log_in(&c, &email, "not the password at all")
+                .await
+                .status(),
+            401
+        );
+    }
+    let blocked = app.log_in(&c, "sprayed@example.com", PW).await;
+    assert_eq!(blocked.status(), 429);
+    assert!(blocked.headers().get("retry-after").is_some());
+    app.clock.advance(Duration::seconds(5));
+    assert_eq!(
+        app.log_in(&c, "sprayed@example.com", PW).await.status(),
+        200
+    );
+    // The right password cleared nothing of the client's budget: the next failure waits again.
+    assert_eq!(
+        app.log_in(&c, "spray-x@example.com", "not the password at all")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.log_in(&c, "sprayed@example.com", PW).await.status(),
+        429
+    );
+}
+both_backends!(login_budget_ip_case, login_budget_per_client_ip);
+
 async fn bad_input_gets_problem_json(db: TestDb) {
     let app = spawn_app(db).await;
     let c = app.client();

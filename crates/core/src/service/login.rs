@@ -85,9 +85,14 @@ impl Core {
 
         let budget_a = self.settings.login_budget_account;
         let budget_i = self.settings.login_budget_ip;
-        let mut wait = budget_a.blocked_for(self.store.attempts(&account_key).await?, now);
-        if let Some(k) = &ip_key {
-            wait = wait.max(budget_i.blocked_for(self.store.attempts(k).await?, now));
+        let keys: Vec<&str> = std::iter::once(account_key.as_str())
+            .chain(ip_key.as_deref())
+            .collect();
+        let records = self.store.attempts_of(&keys).await?;
+        let account_record = records.first().copied().flatten();
+        let mut wait = budget_a.blocked_for(account_record, now);
+        if let Some(ip_record) = records.get(1) {
+            wait = wait.max(budget_i.blocked_for(*ip_record, now));
         }
         if let Some(retry_after_secs) = wait {
             let audit = self.audit(
@@ -131,7 +136,11 @@ impl Core {
             }
         };
 
-        self.store.clear_attempts(&account_key).await?;
+        // With no failure on record there is nothing to clear; one counted since the read
+        // stays, which errs on the strict side.
+        if account_record.is_some() {
+            self.store.clear_attempts(&account_key).await?;
+        }
         if needs_rehash {
             let upgraded = self.hasher.hash(password).await?;
             self.store

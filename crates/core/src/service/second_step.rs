@@ -11,10 +11,11 @@ impl Core {
     /// The account's second-factor methods, the last used first; empty means no 2FA.
     pub async fn second_factor_methods(&self, account: &Account) -> Result<Vec<String>, CoreError> {
         let owner = Owner::Account(account.id);
-        let mut factors: Vec<_> = self
+        let (factors, backup_codes_left) = self
             .store
-            .factors_of(&owner.key())
-            .await?
+            .factors_and_backup_codes_left(&owner.key())
+            .await?;
+        let mut factors: Vec<_> = factors
             .into_iter()
             .filter(|f| f.status == FactorStatus::Active)
             .collect();
@@ -28,7 +29,7 @@ impl Core {
                 methods.push(f.kind);
             }
         }
-        if self.store.backup_codes_left(&owner.key()).await? > 0 {
+        if backup_codes_left > 0 {
             methods.push("backup_code".into());
         }
         Ok(methods)
