@@ -94,6 +94,11 @@ pub(crate) async fn insert_factor(tx: &mut Transaction<'_, Any>, f: &Factor) -> 
     Ok(())
 }
 
+/// The columns [`factor_from_row`] reads.
+const FACTOR_FIELDS: &str = "id, owner, kind, label, status, key_id, secret, algorithm, digits,
+    period, last_step, last_drift, drift_matches, created_at, expires_at, confirmed_at,
+    last_used_at, hint";
+
 #[async_trait]
 impl FactorStore for SqlStore {
     async fn create_factor(&self, f: &Factor, audit: &AuditEvent) -> StoreResult<()> {
@@ -104,12 +109,9 @@ impl FactorStore for SqlStore {
     }
 
     async fn factors_of(&self, owner: &str) -> StoreResult<Vec<Factor>> {
-        sqlx::query(
-            "SELECT id, owner, kind, label, status, key_id, secret, algorithm, digits, period,
-                    last_step, last_drift, drift_matches, created_at, expires_at, confirmed_at,
-                    last_used_at, hint
-             FROM factors WHERE owner = $1 ORDER BY created_at, id",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FACTOR_FIELDS} FROM factors WHERE owner = $1 ORDER BY created_at, id"
+        )))
         .bind(owner)
         .fetch_all(&self.pool)
         .await
@@ -308,14 +310,12 @@ impl FactorStore for SqlStore {
     }
 
     async fn factors_and_backup_codes_left(&self, owner: &str) -> StoreResult<(Vec<Factor>, u32)> {
-        let rows = sqlx::query(
-            "SELECT id, owner, kind, label, status, key_id, secret, algorithm, digits, period,
-                    last_step, last_drift, drift_matches, created_at, expires_at, confirmed_at,
-                    last_used_at, hint,
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {FACTOR_FIELDS},
                     (SELECT COUNT(*) FROM backup_codes b
                      WHERE b.owner = factors.owner AND b.used_at IS NULL) AS backup_codes_left
-             FROM factors WHERE owner = $1 ORDER BY created_at, id",
-        )
+             FROM factors WHERE owner = $1 ORDER BY created_at, id"
+        )))
         .bind(owner)
         .fetch_all(&self.pool)
         .await
