@@ -575,6 +575,40 @@ async fn code_checks_survive_a_lost_connection() {
     assert!(code_check_connections(&app).await >= 1);
 }
 
+/// A connection the database dropped while it sat idle in the main pool is tested before
+/// it is handed out again and replaced, so no request fails on it. (Connections back within
+/// the last second are not tested again: they were tested on their way back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_pool_replaces_connections_dropped_while_idle() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let app = spawn_app(db).await;
+    let k = key(&app, "acme").await;
+    let (_, secret, _) = active_factor(&app, &k, "idler").await;
+
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'twofold'
+           AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    for _ in 0..3 {
+        app.clock.advance(Duration::seconds(30));
+        let code = oathtool_code(&secret, app.clock_now());
+        assert_eq!(verify(&app, &k, "idler", &code).await["valid"], true);
+        assert_eq!(verify(&app, &k, "idler", "000000").await["valid"], false);
+    }
+}
+
 /// Closing the store returns although the code checks hold connections (a pool's close
 /// waits for every connection to come back).
 async fn closing_returns_held_connections(db: TestDb) {

@@ -166,27 +166,28 @@ impl Core {
         trusted_browser: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, CoreError> {
-        let now = self.clock.now();
-        let policy = self.policy().await?;
         // Operators the policy holds to keys: only a key counts, and nothing skips it.
-        let keys_only = policy.phishing_resistant_for(account.operator);
+        let keys_only = self.keys_only(account).await?;
         let mut methods = self.second_factor_methods(account).await?;
         if keys_only {
             methods.retain(|m| m == "webauthn");
         }
-        if methods.is_empty()
-            && (keys_only
-                || policy.requirement(account.two_factor_required, now)
-                    == crate::policy::Requirement::Required)
-        {
-            // No remembered browser skips this: it has no second factor to skip.
-            let (token, _) = self
-                .start_session(account, SessionKind::Enrollment, vec!["pwd".into()], meta)
-                .await?;
-            return Ok(LoginOutcome::EnrollmentRequired {
-                token,
-                methods: policy.allowed_for(account.operator),
-            });
+        if methods.is_empty() {
+            // Only an account without a second factor needs the requirement read.
+            let policy = self.policy().await?;
+            if keys_only
+                || policy.requirement(account.two_factor_required, self.clock.now())
+                    == crate::policy::Requirement::Required
+            {
+                // No remembered browser skips this: it has no second factor to skip.
+                let (token, _) = self
+                    .start_session(account, SessionKind::Enrollment, vec!["pwd".into()], meta)
+                    .await?;
+                return Ok(LoginOutcome::EnrollmentRequired {
+                    token,
+                    methods: policy.allowed_for(account.operator),
+                });
+            }
         }
         if !methods.is_empty()
             && !keys_only

@@ -6,7 +6,7 @@
 use super::{Core, SessionContext};
 use crate::error::CoreError;
 use crate::mail;
-use crate::model::{Owner, RequestMeta, Session, SessionKind};
+use crate::model::{Account, Owner, RequestMeta, Session, SessionKind};
 use crate::policy::{Policy, Requirement, reminder_due};
 use secrecy::SecretString;
 use serde_json::json;
@@ -48,6 +48,16 @@ impl Core {
 
     pub async fn policy(&self) -> Result<Policy, CoreError> {
         Ok(self.policy_with_source().await?.0)
+    }
+
+    /// Whether the policy holds this account to phishing-resistant sign-in (keys only). The
+    /// rule binds operators alone, so other accounts never need the policy read for it — which
+    /// spares every customer login two reads.
+    pub(super) async fn keys_only(&self, account: &Account) -> Result<bool, CoreError> {
+        if !account.operator {
+            return Ok(false);
+        }
+        Ok(self.policy().await?.phishing_resistant_for(true))
     }
 
     /// Stores a new policy; every node uses it from its next decision on.

@@ -43,11 +43,7 @@ impl Core {
         account: &Account,
         used: Option<&super::CodeUse>,
     ) -> Result<(), CoreError> {
-        if !self
-            .policy()
-            .await?
-            .phishing_resistant_for(account.operator)
-        {
+        if !self.keys_only(account).await? {
             return Ok(());
         }
         match used {
@@ -276,11 +272,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         // Operators held to passkeys prove them again with the key, never with a code; the
         // code is refused before anything is consumed or counted.
-        if self
-            .policy()
-            .await?
-            .phishing_resistant_for(ctx.account.operator)
-        {
+        if self.keys_only(&ctx.account).await? {
             return Err(CoreError::PolicyForbids(
                 "Operator accounts confirm with their passkey: use “Use your security key or passkey”.",
             ));

@@ -133,12 +133,7 @@ impl Core {
         self.require_may_add(ctx, "webauthn").await?;
         // Held to phishing-resistant sign-in, an operator signs in with a passkey (discoverable,
         // user verification required); a plain security key would lock it out.
-        if kind != KeyKind::Passkey
-            && self
-                .policy()
-                .await?
-                .phishing_resistant_for(ctx.account.operator)
-        {
+        if kind != KeyKind::Passkey && self.keys_only(&ctx.account).await? {
             return Err(CoreError::PolicyForbids(
                 "Operator accounts add a passkey (a key or device that asks for your PIN or biometrics).",
             ));
