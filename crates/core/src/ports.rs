@@ -554,6 +554,16 @@ pub trait AttemptStore: Send + Sync {
         now: OffsetDateTime,
         window_start: OffsetDateTime,
     ) -> StoreResult<AttemptRecord>;
+    /// A wrong second-factor code: counts it as [`AttemptStore::record_failure`] does and
+    /// writes `audit` in the same transaction, its detail (an object) given the count as
+    /// `failures`. Concurrent calls may be written together.
+    async fn record_code_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window_start: OffsetDateTime,
+        audit: &AuditEvent,
+    ) -> StoreResult<AttemptRecord>;
     async fn clear_attempts(&self, key: &str) -> StoreResult<()>;
 }
 

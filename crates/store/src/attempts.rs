@@ -1,8 +1,9 @@
 use crate::SqlStore;
+use crate::code_failures::CodeFailure;
 use crate::codec::{db_error, from_ms, get, ms};
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use twofold_core::model::AttemptRecord;
+use twofold_core::model::{AttemptRecord, AuditEvent};
 use twofold_core::ports::{AttemptStore, StoreResult};
 
 #[async_trait]
@@ -79,6 +80,23 @@ impl AttemptStore for SqlStore {
             failures: u32::try_from(get::<i64>(&row, "failures")?).unwrap_or(u32::MAX),
             last_failure_at: from_ms(get(&row, "last_failure_at")?)?,
         })
+    }
+
+    async fn record_code_failure(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        window_start: OffsetDateTime,
+        audit: &AuditEvent,
+    ) -> StoreResult<AttemptRecord> {
+        self.checks
+            .failure(CodeFailure {
+                key: key.to_owned(),
+                now,
+                window_start,
+                audit: audit.clone(),
+            })
+            .await
     }
 
     async fn clear_attempts(&self, key: &str) -> StoreResult<()> {

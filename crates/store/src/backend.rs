@@ -68,13 +68,13 @@ pub(crate) async fn connect(
     ))
 }
 
-/// The code checks' own connections: one held by each of its three group workers
+/// The code checks' own connections: one held by each of its four group workers
 /// (`batch`). On the main pool a group waited up to 215 ms for a connection during the login
 /// flood on PostgreSQL, with 13 of 16 idle (measured): sqlx tests every connection with a
 /// round trip when it hands it out and again, in a task of its own, when it comes back, and
 /// under load that task and the idle backend first have to be scheduled — while every check
 /// in the group waits.
-pub(crate) const CODE_CHECK_CONNECTIONS: u32 = 3;
+pub(crate) const CODE_CHECK_CONNECTIONS: u32 = 4;
 /// How PostgreSQL's `pg_stat_activity` names them.
 pub const CODE_CHECK_APPLICATION: &str = "twofold-code-checks";
 

@@ -1,6 +1,6 @@
 //! The statements of a code check, run in groups (see [`crate::batch`]): finding an API
-//! subject, reading an owner's active factors with its attempt budget, and consuming a TOTP
-//! step. Each takes a JSON array of inputs, so a group is one statement with one parameter.
+//! subject, reading an owner's active factors with its attempt budget, consuming a TOTP
+//! step, and counting a wrong code (`code_failures`). Each takes a JSON array of inputs, so a group is one statement with one parameter.
 //!
 //! Consuming stays one conditional UPDATE per factor (`last_step < step`), now also
 //! conditional on the owner's second-factor budget being open at that moment, so neither
@@ -11,6 +11,7 @@
 
 use crate::Backend;
 use crate::batch::{Batcher, Conn};
+use crate::code_failures::{CodeFailure, record_code_failures};
 use crate::codec::{db_error, from_ms, get, ms, uuid};
 use crate::factors::factor_from_row;
 use serde_json::{Value, json};
@@ -53,10 +54,11 @@ pub(crate) struct CodeChecks {
     subject_states: Batcher<SubjectQuery, Option<(Uuid, CheckState)>>,
     states: Batcher<(String, String), CheckState>,
     claims: Batcher<StepClaim, bool>,
+    failures: Batcher<CodeFailure, AttemptRecord>,
 }
 
 impl CodeChecks {
-    /// `group_pool` is the checks' own: its connections are held by the three workers.
+    /// `group_pool` is the checks' own: its connections are held by the four workers.
     pub(crate) fn spawn(pool: &AnyPool, group_pool: &AnyPool, backend: Backend) -> Self {
         // Both backends group. PostgreSQL ran each caller's statements alone until groups
         // had connections of their own: groups on the main pool waited for a connection
@@ -92,10 +94,21 @@ impl CodeChecks {
                 (conn, answer)
             },
         );
+        let failures = Batcher::spawn(
+            "code_failure",
+            pool.clone(),
+            group_pool.clone(),
+            MAX_BATCH,
+            move |mut conn, batch| async move {
+                let answer = record_code_failures(&mut conn, backend, batch).await;
+                (conn, answer)
+            },
+        );
         Self {
             subject_states,
             states,
             claims,
+            failures,
         }
     }
 
@@ -114,6 +127,10 @@ impl CodeChecks {
 
     pub(crate) async fn claim(&self, claim: StepClaim) -> StoreResult<bool> {
         self.claims.call(claim).await
+    }
+
+    pub(crate) async fn failure(&self, failure: CodeFailure) -> StoreResult<AttemptRecord> {
+        self.failures.call(failure).await
     }
 }
 
@@ -328,7 +345,7 @@ impl GuardColumns {
     }
 }
 
-fn audit_json(audit: &AuditEvent) -> Value {
+pub(crate) fn audit_json(audit: &AuditEvent) -> Value {
     json!({
         "id": audit.id.to_string(),
         "at": ms(audit.at),

@@ -98,10 +98,7 @@ mod tests {
         // admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now,
         // connection_failure.
         for code in ["57P01", "57P02", "57P03", "08006"] {
-            assert!(
-                matches!(mapped(code), StoreError::Unavailable(_)),
-                "{code}"
-            );
+            assert!(matches!(mapped(code), StoreError::Unavailable(_)), "{code}");
         }
         // A statement's own failure stays an internal error (here: division by zero).
         assert!(matches!(mapped("22012"), StoreError::Other(_)));

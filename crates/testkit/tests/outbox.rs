@@ -189,3 +189,84 @@ async fn failure_counting_is_atomic(db: TestDb) {
     assert!(store.attempts("login:test").await.unwrap().is_none());
 }
 both_backends!(failure_count_case, failure_counting_is_atomic);
+
+/// Wrong codes are counted in groups: every one of many concurrent failures counts (on one
+/// key and beside another), each leaves its own audit row numbered 1..n, and failures
+/// outside the window are forgotten as the one-at-a-time count forgets them.
+async fn wrong_codes_counted_together_all_count(db: TestDb) {
+    use twofold_core::model::AuditEvent;
+    let store = Arc::new(db.store().await);
+    let now = time::OffsetDateTime::now_utc();
+    let audit = |owner: &str| AuditEvent {
+        id: uuid::Uuid::new_v4(),
+        at: now,
+        account_id: None,
+        event: "second_factor_failed",
+        ip: None,
+        user_agent: None,
+        detail: serde_json::json!({ "owner": owner }),
+    };
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = store.clone();
+        let (key, owner) = if i % 4 == 0 {
+            ("second_factor:b", "b")
+        } else {
+            ("second_factor:a", "a")
+        };
+        let event = audit(owner);
+        tasks.push(tokio::spawn(async move {
+            store
+                .record_code_failure(key, now, now - Duration::hours(1), &event)
+                .await
+                .unwrap()
+                .failures
+        }));
+    }
+    let mut answered = Vec::new();
+    for t in tasks {
+        answered.push(t.await.unwrap());
+    }
+    for (key, n) in [("second_factor:a", 45), ("second_factor:b", 15)] {
+        let record = store.attempts(key).await.unwrap().unwrap();
+        assert_eq!(record.failures, n, "{key}");
+    }
+    let details: Vec<String> = sqlx::query_scalar(
+        "SELECT detail FROM audit_log WHERE event = 'second_factor_failed' ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(details.len(), 60);
+    for (owner, n) in [("a", 45u64), ("b", 15)] {
+        let mut counts: Vec<u64> = details
+            .iter()
+            .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+            .filter(|d| d["owner"] == owner)
+            .map(|d| d["failures"].as_u64().unwrap())
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=n).collect::<Vec<_>>(), "{owner}");
+    }
+    let mut answered: Vec<u32> = answered;
+    answered.sort_unstable();
+    answered.dedup();
+    assert_eq!(answered.len(), 45, "each caller is told its own count");
+
+    let later = now + Duration::hours(2);
+    let record = store
+        .record_code_failure(
+            "second_factor:a",
+            later,
+            later - Duration::hours(1),
+            &audit("a"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.failures, 1);
+    assert_eq!(
+        record.last_failure_at.unix_timestamp(),
+        later.unix_timestamp()
+    );
+}
+both_backends!(code_failure_case, wrong_codes_counted_together_all_count);

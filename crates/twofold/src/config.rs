@@ -226,7 +226,7 @@ pub struct DatabaseSettings {
     /// Printed by `config check` with the password redacted.
     #[serde(skip_serializing)]
     pub url: Option<SecretString>,
-    /// The main pool's size (SQLite: at most 4). Code checks keep 3 connections of their own
+    /// The main pool's size (SQLite: at most 4). Code checks keep 4 connections of their own
     /// besides (`twofold-code-checks` in PostgreSQL's `pg_stat_activity`).
     pub max_connections: u32,
 }

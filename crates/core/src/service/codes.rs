@@ -98,17 +98,16 @@ impl Core {
     ) -> Result<(), CoreError> {
         let now = self.clock.now();
         let budget = self.settings.second_factor_budget;
-        let record = self
-            .store
-            .record_failure(&Self::budget_key(owner), now, now - budget.window)
-            .await?;
+        // The store adds the count (`failures`) to the detail.
         let audit = self.audit(
             "second_factor_failed",
             account,
             meta,
-            json!({ "owner": owner.key(), "while": what, "failures": record.failures }),
+            json!({ "owner": owner.key(), "while": what }),
         );
-        self.store.record_audit(&audit).await?;
+        self.store
+            .record_code_failure(&Self::budget_key(owner), now, now - budget.window, &audit)
+            .await?;
         Ok(())
     }
 
