@@ -962,3 +962,49 @@ fn oidc_clients_and_tokens_stay_out_of_the_logs() {
     }
     assert!(log.contains("/oidc/token"), "requests are logged (by path)");
 }
+
+/// Logins turned away under a flood (503 with Retry-After) are the design working, not an
+/// error: the log gets no line per refused request, which during an attack would be
+/// thousands a second. Errors stay logged where they arise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shed_logins_are_not_logged_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            ("TWOFOLD_PASSWORD_HASHING__WORKERS", "1".into()),
+            ("TWOFOLD_PASSWORD_HASHING__QUEUE", "1".into()),
+        ],
+    );
+    let c = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (c, url) = (c.clone(), server.at("/api/v1/session"));
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .json(&json!({"email": format!("flood{i}@example.com"), "password": PW}))
+                .send()
+                .await
+                .unwrap()
+        }));
+    }
+    let mut shed = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status() == 503 {
+            assert!(r.headers().contains_key("retry-after"));
+            shed += 1;
+        } else {
+            assert_eq!(r.status(), 401);
+        }
+    }
+    assert!(
+        shed > 0,
+        "one worker with a queue of one must shed some of 40 logins"
+    );
+    let (_, log) = server.stop();
+    assert!(
+        !log.lines().any(|l| l.contains("ERROR")),
+        "{shed} shed logins were logged as errors:\n{log}"
+    );
+}

@@ -73,7 +73,11 @@ pub fn router(state: AppState) -> Router {
                     .unwrap_or_default();
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
             })
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+            // No ERROR line per 5xx here: server errors are logged once where they arise
+            // (`error::log_if_server_error`, the panic handler), and a 503 that sheds a login
+            // flood is the design working — one line per refused request would flood the log.
+            .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)

@@ -70,9 +70,11 @@ impl OAuthError {
 impl From<CoreError> for OAuthError {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::Unavailable(_) | CoreError::Busy { .. } => {
+            CoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "token endpoint: dependency unavailable");
                 Self::new("temporarily_unavailable", "try again later")
             }
+            CoreError::Busy { .. } => Self::new("temporarily_unavailable", "try again later"),
             other => {
                 tracing::error!(error = %other, "token endpoint failed");
                 Self::new("server_error", "internal error")
