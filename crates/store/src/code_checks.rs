@@ -1,6 +1,7 @@
 //! The statements of a code check, run in groups (see [`crate::batch`]): finding an API
 //! subject, reading an owner's active factors with its attempt budget, consuming a TOTP
-//! step, and counting a wrong code (`code_failures`). Each takes a JSON array of inputs, so a group is one statement with one parameter.
+//! step, and counting a wrong code (`code_failures`). Each takes a JSON array of inputs, so
+//! a group is one statement with one parameter (two, in one transaction, for a wrong code).
 //!
 //! Consuming stays one conditional UPDATE per factor (`last_step < step`), now also
 //! conditional on the owner's second-factor budget being open at that moment, so neither

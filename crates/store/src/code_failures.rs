@@ -1,8 +1,8 @@
 //! Counting wrong second-factor codes in groups (see [`crate::batch`]). A wrong code costs
 //! a budget write and its audit row; one at a time on the main pool they were two
 //! statements and two commits per check, and wrong codes are what a guessing attack sends.
-//! A group is one transaction of two statements whatever its size: one upsert per budget
-//! key, counting every failure of the group on it, then the audit rows with the counts.
+//! A group is one transaction of two statements whatever its size: one upsert with a row per
+//! budget key, counting every failure of the group on it, then the audit rows with the counts.
 //!
 //! Each failure still counts, under any concurrency: the upsert adds the group's failures to
 //! what the row holds at that moment (`failures + n`), in the database, as the one-at-a-time
@@ -115,32 +115,36 @@ pub(crate) async fn record_code_failures(
     Ok(records)
 }
 
+/// The upsert over rows `(key, n, now)` read from `$1` by `$rows`: a fresh key starts at `n`,
+/// a key whose last failure is older than the window (`$2`, milliseconds) restarts at `n`,
+/// any other adds `n`.
+macro_rules! upsert {
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO attempt_budgets (key, failures, last_failure_at) ",
+            $rows,
+            " ON CONFLICT (key) DO UPDATE SET
+                failures = CASE WHEN attempt_budgets.last_failure_at < excluded.last_failure_at - $2
+                                THEN excluded.failures
+                                ELSE attempt_budgets.failures + excluded.failures END,
+                last_failure_at = excluded.last_failure_at
+             RETURNING key, failures, last_failure_at"
+        )
+    };
+}
+
 /// `$1` the keys as `[{key, n, now}]`, `$2` the window in milliseconds.
 fn upsert_sql(backend: Backend) -> &'static str {
     match backend {
         // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
-        Backend::Sqlite => {
-            "INSERT INTO attempt_budgets (key, failures, last_failure_at)
-             SELECT json_extract(value, '$.key'), json_extract(value, '$.n'),
+        Backend::Sqlite => upsert!(
+            "SELECT json_extract(value, '$.key'), json_extract(value, '$.n'),
                     json_extract(value, '$.now')
-             FROM json_each($1) WHERE true
-             ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN attempt_budgets.last_failure_at < excluded.last_failure_at - $2
-                                THEN excluded.failures
-                                ELSE attempt_budgets.failures + excluded.failures END,
-                last_failure_at = excluded.last_failure_at
-             RETURNING key, failures, last_failure_at"
-        }
-        Backend::Postgres => {
-            "INSERT INTO attempt_budgets (key, failures, last_failure_at)
-             SELECT key, n, now FROM json_to_recordset($1::json) AS x(key text, n bigint, now bigint)
-             ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN attempt_budgets.last_failure_at < excluded.last_failure_at - $2
-                                THEN excluded.failures
-                                ELSE attempt_budgets.failures + excluded.failures END,
-                last_failure_at = excluded.last_failure_at
-             RETURNING key, failures, last_failure_at"
-        }
+             FROM json_each($1) WHERE true"
+        ),
+        Backend::Postgres => upsert!(
+            "SELECT key, n, now FROM json_to_recordset($1::json) AS x(key text, n bigint, now bigint)"
+        ),
     }
 }
 

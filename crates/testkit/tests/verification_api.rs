@@ -536,6 +536,24 @@ async fn code_check_connections(app: &TestApp) -> i64 {
     .unwrap()
 }
 
+/// Has PostgreSQL end every connection of this test's database named `application` (but the
+/// one asking), as a restart or an administrator would.
+async fn terminate_connections(app: &TestApp, application: &str) {
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = $1
+           AND pid <> pg_backend_pid()",
+    )
+    .bind(application)
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+}
+
 /// The code checks keep their connections between groups. When the database drops one,
 /// the checks in that group are answered anyway (retried one at a time on the main pool),
 /// replay protection holds, and the next group opens a fresh connection.
@@ -552,18 +570,7 @@ async fn code_checks_survive_a_lost_connection() {
     assert_eq!(verify(&app, &k, "survivor", &code).await["valid"], true);
     assert!(code_check_connections(&app).await >= 1);
 
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = $1",
-    )
-    .bind(twofold_store::backend::CODE_CHECK_APPLICATION)
-    .fetch_all(app.store.pool())
-    .await
-    .unwrap();
-    assert!(
-        !killed.is_empty() && killed.iter().all(|k| *k),
-        "{killed:?}"
-    );
+    terminate_connections(&app, twofold_store::backend::CODE_CHECK_APPLICATION).await;
 
     app.clock.advance(Duration::seconds(30));
     let code = oathtool_code(&secret, app.clock_now());
@@ -587,18 +594,7 @@ async fn main_pool_replaces_connections_dropped_while_idle() {
     let k = key(&app, "acme").await;
     let (_, secret, _) = active_factor(&app, &k, "idler").await;
 
-    let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = 'twofold'
-           AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(app.store.pool())
-    .await
-    .unwrap();
-    assert!(
-        !killed.is_empty() && killed.iter().all(|k| *k),
-        "{killed:?}"
-    );
+    terminate_connections(&app, "twofold").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     for _ in 0..3 {
