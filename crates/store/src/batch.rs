@@ -42,9 +42,11 @@ impl<Q, R> std::fmt::Debug for Batcher<Q, R> {
 impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
     /// `run` answers a batch in order, one answer per input. One worker runs the groups, one
     /// at a time (SQLite has one writer; on PostgreSQL one stream of groups outran the bare
-    /// UPDATE at c=64 in the benchmark), on a connection it takes from `group_pool` and
-    /// keeps: a connection checked out of a pool and back costs two more round trips (sqlx
-    /// tests it both ways), and under load it waits for the task that returns it. A batch
+    /// UPDATE at c=64 in the benchmark; two workers per statement were 12–15 % slower), on a
+    /// connection it takes from `group_pool` and keeps: a connection checked out of a pool
+    /// and back costs a test round trip on its way back (and one on its way out after a
+    /// second idle, `backend::TEST_AFTER_IDLE`), and under load it waits for the task that
+    /// returns it. A batch
     /// that fails as a whole is retried one input at a time on `pool`, so one bad input (or
     /// a deadlock between nodes, or a connection that broke) fails only itself.
     pub(crate) fn spawn<F, Fut>(

@@ -65,46 +65,25 @@ impl CodeChecks {
         // had connections of their own: groups on the main pool waited for a connection
         // during the login flood (/verify p99 450-550 ms, against 60-75 ms alone), on their
         // own connections they did not (BENCHMARKS.md, 2026-12-01 22:00 UTC).
-        let subject_states = Batcher::spawn(
-            "subject_state",
-            pool.clone(),
-            group_pool.clone(),
-            MAX_BATCH,
-            move |mut conn, batch| async move {
-                let answer = read_subject_states(&mut conn, backend, batch).await;
-                (conn, answer)
-            },
-        );
-        let states = Batcher::spawn(
-            "check_state",
-            pool.clone(),
-            group_pool.clone(),
-            MAX_BATCH,
-            move |mut conn, batch| async move {
-                let answer = read_states(&mut conn, backend, batch).await;
-                (conn, answer)
-            },
-        );
-        let claims = Batcher::spawn(
-            "step_claim",
-            pool.clone(),
-            group_pool.clone(),
-            MAX_BATCH,
-            move |mut conn, batch| async move {
-                let answer = claim_steps(&mut conn, backend, batch).await;
-                (conn, answer)
-            },
-        );
-        let failures = Batcher::spawn(
-            "code_failure",
-            pool.clone(),
-            group_pool.clone(),
-            MAX_BATCH,
-            move |mut conn, batch| async move {
-                let answer = record_code_failures(&mut conn, backend, batch).await;
-                (conn, answer)
-            },
-        );
+        // Each group runs `$run(&mut conn, backend, batch)` on its worker's held connection.
+        macro_rules! group {
+            ($name:literal, $run:ident) => {
+                Batcher::spawn(
+                    $name,
+                    pool.clone(),
+                    group_pool.clone(),
+                    MAX_BATCH,
+                    move |mut conn, batch| async move {
+                        let answer = $run(&mut conn, backend, batch).await;
+                        (conn, answer)
+                    },
+                )
+            };
+        }
+        let subject_states = group!("subject_state", read_subject_states);
+        let states = group!("check_state", read_states);
+        let claims = group!("step_claim", claim_steps);
+        let failures = group!("code_failure", record_code_failures);
         Self {
             subject_states,
             states,
