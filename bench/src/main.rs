@@ -2,6 +2,7 @@
 //! SQL, runs every scenario of BENCHMARKS.md against it over loopback HTTP, and prints a table.
 //! It measures; it asserts nothing.
 
+mod cpu;
 mod load;
 mod report;
 mod scenarios;

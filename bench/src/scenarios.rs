@@ -1,6 +1,7 @@
 //! The scenarios of BENCHMARKS.md, run against one backend.
 
 use crate::Args;
+use crate::cpu;
 use crate::load::{self, Outcome, Stats};
 use crate::report::Row;
 use crate::seed::{self, PASSWORD};
@@ -214,15 +215,17 @@ async fn run_scenarios(
     for c in [1usize, 16, 64] {
         checkpoint(&pool, db_url.is_none()).await;
         let offset = next_subject;
+        let cpu = cpu::Sample::take(server.pid(), db_url.is_some());
         let stats = verify_load(&client, &base, &key, &subjects, offset, c, step, true).await;
+        let spent = cpu_per(&cpu, server.pid(), db_url.is_some(), stats.requests);
         next_subject += stats.requests;
         eprintln!("   1. verify valid c={c}: {:.0}/s", stats.rps());
         verify_rps.push((c, stats.rps()));
-        rows.push(Row::load(
-            name,
-            format!("1. /verify valid code, c={c}"),
-            stats,
-        ));
+        let row = Row::load(name, format!("1. /verify valid code, c={c}"), stats);
+        rows.push(Row {
+            value: Some(spent),
+            ..row
+        });
     }
     let (_, peak_after_verify) = server.memory_mib();
 
@@ -287,6 +290,7 @@ async fn run_scenarios(
     // this VM one hash took 12-27 ms across one day's runs, so a limit measured minutes
     // earlier (at seeding) could be off by half.
     let before = HashingLimits::measure(cores).await?;
+    let cpu = cpu::Sample::take(server.pid(), db_url.is_some());
     let login = login_load(
         &client,
         &base,
@@ -298,6 +302,7 @@ async fn run_scenarios(
         None,
     )
     .await;
+    let login_cpu = cpu_per(&cpu, server.pid(), db_url.is_some(), login.requests);
     let after = HashingLimits::measure(cores).await?;
     let hash_ms = (before.hash_s + after.hash_s) / 2.0 * 1000.0;
     let argon_limit = cores / ((before.hash_s + after.hash_s) / 2.0);
@@ -328,7 +333,7 @@ async fn run_scenarios(
     let row = Row::load(name, "4. hosted login (password + TOTP)", login);
     rows.push(Row {
         value: Some(format!(
-            "{share:.0} % of cores / one hash; {share_parallel:.0} % of all cores hashing"
+            "{share:.0} % of cores / one hash; {share_parallel:.0} % of all cores hashing; {login_cpu}"
         )),
         ..row
     });
@@ -649,6 +654,20 @@ async fn bare_update(
     }
     pool.close().await;
     Ok(stats)
+}
+
+/// Where the CPU went since `before`, per request, as the table's figure.
+fn cpu_per(before: &cpu::Sample, server: u32, postgres: bool, requests: usize) -> String {
+    let (twofold, database, generator, busy) =
+        before.per_op_since(&cpu::Sample::take(server, postgres), requests);
+    let database = if postgres {
+        format!(", PostgreSQL {database:.3} ms")
+    } else {
+        String::new()
+    };
+    format!(
+        "CPU per request: Twofold {twofold:.3} ms{database}, load generator {generator:.3} ms ({busy:.2} cores busy)"
+    )
 }
 
 /// Prints the first few unexpected answers, so a run with errors says why.

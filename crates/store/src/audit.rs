@@ -2,24 +2,42 @@ use crate::SqlStore;
 use crate::codec::{db_error, from_ms, get, ms, uuid};
 use async_trait::async_trait;
 use sqlx::{Any, Executor};
+
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 use twofold_core::model::*;
 use twofold_core::ports::{AuditStore, StoreError, StoreResult};
+
+/// The audit table and its columns, for statements that insert a row among other writes.
+macro_rules! audit_insert {
+    () => {
+        "audit_log (id, at, account_id, event, ip, user_agent, detail)"
+    };
+}
+pub(crate) use audit_insert;
+
+/// Binds an audit row's seven values, in [`audit_insert!`]'s column order.
+pub(crate) fn bind_audit<'q>(q: AnyQuery<'q>, e: &AuditEvent) -> AnyQuery<'q> {
+    q.bind(e.id.to_string())
+        .bind(ms(e.at))
+        .bind(e.account_id.map(|a| a.to_string()))
+        .bind(e.event)
+        .bind(e.ip.clone())
+        .bind(e.user_agent.clone())
+        .bind(e.detail.to_string())
+}
 
 pub(crate) async fn insert_audit<'e, E>(executor: E, e: &AuditEvent) -> StoreResult<()>
 where
     E: Executor<'e, Database = Any>,
 {
-    sqlx::query(
-        "INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    bind_audit(
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            audit_insert!(),
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )),
+        e,
     )
-    .bind(e.id.to_string())
-    .bind(ms(e.at))
-    .bind(e.account_id.map(|a| a.to_string()))
-    .bind(e.event)
-    .bind(e.ip.clone())
-    .bind(e.user_agent.clone())
-    .bind(e.detail.to_string())
     .execute(executor)
     .await
     .map_err(db_error)?;

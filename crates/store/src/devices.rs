@@ -1,7 +1,8 @@
 //! Known devices and networks, and the emailed codes that admit new ones.
 
+use crate::Backend;
 use crate::SqlStore;
-use crate::audit::insert_audit;
+use crate::audit::{audit_insert, bind_audit, insert_audit};
 use crate::codec::{db_error, from_ms, get, ms, uuid};
 use crate::effects::bump_stamp;
 use crate::outbox::insert_outbox;
@@ -41,6 +42,54 @@ macro_rules! challenge_columns {
     () => {
         "session_id, account_id, device_hash, network, reason, sent_at, expires_at"
     };
+}
+
+/// The device ($1-$6, skipped when $3 is NULL), the network ($7, skipped when NULL) and the
+/// audit row ($8-$14, skipped when $8 is NULL), each upserted as in the transaction of
+/// `remember_device`, in one statement.
+const PG_REMEMBER_DEVICE: &str = concat!(
+    "WITH d AS (INSERT INTO known_devices (id, account_id, device_hash, user_agent, ip, \
+                                           first_seen_at, last_seen_at) \
+       SELECT $1, $2, $3, $4, $5, $6, $6 WHERE $3 IS NOT NULL \
+       ON CONFLICT (account_id, device_hash) DO UPDATE \
+         SET user_agent = excluded.user_agent, ip = excluded.ip, \
+             last_seen_at = excluded.last_seen_at), \
+     n AS (INSERT INTO known_networks (account_id, network, first_seen_at, last_seen_at) \
+       SELECT $2, $7, $6, $6 WHERE $7 IS NOT NULL \
+       ON CONFLICT (account_id, network) DO UPDATE SET last_seen_at = excluded.last_seen_at) \
+     INSERT INTO ",
+    audit_insert!(),
+    " SELECT $8, $9, $10, $11, $12, $13, $14 WHERE $8 IS NOT NULL"
+);
+
+async fn remember_device_pg(
+    pool: &sqlx::AnyPool,
+    d: &KnownDevice,
+    device_hash: Option<&[u8]>,
+    network: Option<&str>,
+    audit: Option<&AuditEvent>,
+) -> StoreResult<()> {
+    let q = sqlx::query(PG_REMEMBER_DEVICE)
+        .bind(d.id.to_string())
+        .bind(d.account_id.to_string())
+        .bind(device_hash.map(<[u8]>::to_vec))
+        .bind(d.user_agent.clone())
+        .bind(d.ip.clone())
+        .bind(ms(d.last_seen_at))
+        .bind(network.map(str::to_owned));
+    let q = match audit {
+        Some(audit) => bind_audit(q, audit),
+        None => q
+            .bind(None::<String>)
+            .bind(None::<i64>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>),
+    };
+    q.execute(pool).await.map_err(db_error)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -167,6 +216,11 @@ impl DeviceStore for SqlStore {
         notice: Option<&SignInNotice>,
         audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
+        // A first sign-in from a browser writes this beside its session; on PostgreSQL
+        // as one statement (see `sessions`), unless a notice goes out with it.
+        if self.backend == Backend::Postgres && notice.is_none() {
+            return remember_device_pg(&self.pool, d, device_hash, network, audit).await;
+        }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         if let Some(device_hash) = device_hash {
             sqlx::query(

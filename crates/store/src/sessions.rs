@@ -1,6 +1,7 @@
+use crate::Backend;
 use crate::SqlStore;
 use crate::accounts::account_from_row;
-use crate::audit::insert_audit;
+use crate::audit::{AnyQuery, audit_insert, bind_audit, insert_audit};
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::effects::apply_effects;
 use async_trait::async_trait;
@@ -37,33 +38,78 @@ macro_rules! session_columns {
     };
 }
 
-async fn insert_session(tx: &mut Transaction<'_, Any>, new: &NewSession) -> StoreResult<()> {
+/// The sessions table and the columns a new session fills.
+macro_rules! session_insert {
+    () => {
+        "sessions (id, account_id, token_hash, amr, auth_time, created_at, last_seen_at, \
+         expires_at, ip, user_agent, security_stamp, kind, step_up_at)"
+    };
+}
+
+/// Binds a new session's thirteen values, in [`session_insert!`]'s column order.
+fn bind_session<'q>(q: AnyQuery<'q>, new: &NewSession) -> StoreResult<AnyQuery<'q>> {
     let s = &new.session;
     let amr = serde_json::to_string(&s.amr).map_err(|e| StoreError::Other(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO sessions (id, account_id, token_hash, amr, auth_time, created_at,
-                               last_seen_at, expires_at, ip, user_agent, security_stamp,
-                               kind, step_up_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(s.id.to_string())
-    .bind(s.account_id.to_string())
-    .bind(new.token_hash.clone())
-    .bind(amr)
-    .bind(ms(s.auth_time))
-    .bind(ms(s.created_at))
-    .bind(ms(s.last_seen_at))
-    .bind(ms(s.expires_at))
-    .bind(s.ip.clone())
-    .bind(s.user_agent.clone())
-    .bind(&s.security_stamp)
-    .bind(s.kind.as_str())
-    .bind(s.step_up_at.map(ms))
+    Ok(q.bind(s.id.to_string())
+        .bind(s.account_id.to_string())
+        .bind(new.token_hash.clone())
+        .bind(amr)
+        .bind(ms(s.auth_time))
+        .bind(ms(s.created_at))
+        .bind(ms(s.last_seen_at))
+        .bind(ms(s.expires_at))
+        .bind(s.ip.clone())
+        .bind(s.user_agent.clone())
+        .bind(s.security_stamp.clone())
+        .bind(s.kind.as_str())
+        .bind(s.step_up_at.map(ms)))
+}
+
+async fn insert_session(tx: &mut Transaction<'_, Any>, new: &NewSession) -> StoreResult<()> {
+    bind_session(
+        sqlx::query(concat!(
+            "INSERT INTO ",
+            session_insert!(),
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )),
+        new,
+    )?
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
     Ok(())
 }
+
+// Every sign-in writes a session and its audit row together, and a second step also removes
+// the partial session it completes. On PostgreSQL each of those is one statement (the writes
+// as data-modifying CTEs, atomic as any statement is) instead of BEGIN, two or three
+// statements and COMMIT: a round trip and a backend wake-up each, on the CPU the password
+// hashing needs. SQLite has no data-modifying CTEs and runs in-process, so it keeps the
+// transaction.
+
+/// A new session with its audit row (session $1-$13, audit $14-$20).
+const PG_CREATE_SESSION: &str = concat!(
+    "WITH s AS (INSERT INTO ",
+    session_insert!(),
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)) \
+     INSERT INTO ",
+    audit_insert!(),
+    " VALUES ($14, $15, $16, $17, $18, $19, $20)"
+);
+
+/// Replaces partial session $1 with a full one ($2-$14) and its audit row ($15-$21), and
+/// writes neither when the partial one is gone already; answers how many it removed.
+const PG_COMPLETE_PARTIAL: &str = concat!(
+    "WITH gone AS (DELETE FROM sessions WHERE id = $1 AND kind <> 'full' RETURNING id), \
+     s AS (INSERT INTO ",
+    session_insert!(),
+    " SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+       WHERE EXISTS (SELECT 1 FROM gone)), \
+     a AS (INSERT INTO ",
+    audit_insert!(),
+    " SELECT $15, $16, $17, $18, $19, $20, $21 WHERE EXISTS (SELECT 1 FROM gone)) \
+     SELECT COUNT(*) AS gone FROM gone"
+);
 
 /// Removes a session that is not signed in yet (second step, forced enrollment); `false` if it
 /// was already gone (used, voided or expired away).
@@ -80,6 +126,14 @@ async fn delete_partial(tx: &mut Transaction<'_, Any>, id: SessionId) -> StoreRe
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn create_session(&self, new: &NewSession, audit: &AuditEvent) -> StoreResult<()> {
+        if self.backend == Backend::Postgres {
+            let q = bind_session(sqlx::query(PG_CREATE_SESSION), new)?;
+            bind_audit(q, audit)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         insert_session(&mut tx, new).await?;
         insert_audit(&mut *tx, audit).await?;
@@ -185,6 +239,15 @@ impl SessionStore for SqlStore {
         full: &NewSession,
         audit: &AuditEvent,
     ) -> StoreResult<bool> {
+        if self.backend == Backend::Postgres {
+            let q = sqlx::query(PG_COMPLETE_PARTIAL).bind(partial.to_string());
+            let gone: i64 = bind_audit(bind_session(q, full)?, audit)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)
+                .and_then(|row| get(&row, "gone"))?;
+            return Ok(gone == 1);
+        }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         if !delete_partial(&mut tx, partial).await? {
             return Ok(false);
