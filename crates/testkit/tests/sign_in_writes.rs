@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use twofold_core::model::*;
 use twofold_core::ports::{AccountStore, DeviceStore, SessionStore};
 use twofold_store::SqlStore;
-use twofold_testkit::{TestDb, both_backends, spawn_app};
+use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app};
 use uuid::Uuid;
 
 const PW: &str = "correct horse battery staple 42";
@@ -71,16 +71,17 @@ async fn audit_rows(store: &SqlStore, id: Uuid) -> i64 {
     .await
 }
 
-async fn session_writes_are_whole(db: TestDb) {
+/// An app with one verified account, and that account's id.
+async fn app_with_account(db: TestDb, email: &str) -> (TestApp, AccountId) {
     let app = spawn_app(db).await;
-    app.verified_account("writes@example.com", PW).await;
+    app.verified_account(email, PW).await;
+    let account = app.store.account_by_email(email).await.unwrap().unwrap().id;
+    (app, account)
+}
+
+async fn session_writes_are_whole(db: TestDb) {
+    let (app, account) = app_with_account(db, "writes@example.com").await;
     let store = &app.store;
-    let account = store
-        .account_by_email("writes@example.com")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
     let now = OffsetDateTime::now_utc();
 
     let partial = session(account, SessionKind::Partial, now);
@@ -154,15 +155,8 @@ async fn session_writes_are_whole(db: TestDb) {
 both_backends!(session_writes_case, session_writes_are_whole);
 
 async fn remembered_devices_are_whole(db: TestDb) {
-    let app = spawn_app(db).await;
-    app.verified_account("devices@example.com", PW).await;
+    let (app, account) = app_with_account(db, "devices@example.com").await;
     let store = &app.store;
-    let account = store
-        .account_by_email("devices@example.com")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
     let now = OffsetDateTime::now_utc();
     let device = |at: OffsetDateTime, agent: &str| KnownDevice {
         id: Uuid::new_v4(),
