@@ -2,10 +2,10 @@ use crate::SqlStore;
 use crate::codec::{db_error, from_ms, get, ms, uuid};
 use async_trait::async_trait;
 use sqlx::{Any, Executor};
-
-pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 use twofold_core::model::*;
 use twofold_core::ports::{AuditStore, StoreError, StoreResult};
+
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
 /// The audit table and its columns, for statements that insert a row among other writes.
 macro_rules! audit_insert {
@@ -24,6 +24,21 @@ pub(crate) fn bind_audit<'q>(q: AnyQuery<'q>, e: &AuditEvent) -> AnyQuery<'q> {
         .bind(e.ip.clone())
         .bind(e.user_agent.clone())
         .bind(e.detail.to_string())
+}
+
+/// As [`bind_audit`], or seven typed NULLs for a statement that writes no audit row then.
+pub(crate) fn bind_audit_or_nulls<'q>(q: AnyQuery<'q>, e: Option<&AuditEvent>) -> AnyQuery<'q> {
+    match e {
+        Some(e) => bind_audit(q, e),
+        None => q
+            .bind(None::<String>)
+            .bind(None::<i64>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>),
+    }
 }
 
 pub(crate) async fn insert_audit<'e, E>(executor: E, e: &AuditEvent) -> StoreResult<()>

@@ -2,7 +2,7 @@
 
 use crate::Backend;
 use crate::SqlStore;
-use crate::audit::{audit_insert, bind_audit, insert_audit};
+use crate::audit::{audit_insert, bind_audit_or_nulls, insert_audit};
 use crate::codec::{db_error, from_ms, get, ms, uuid};
 use crate::effects::bump_stamp;
 use crate::outbox::insert_outbox;
@@ -77,18 +77,10 @@ async fn remember_device_pg(
         .bind(d.ip.clone())
         .bind(ms(d.last_seen_at))
         .bind(network.map(str::to_owned));
-    let q = match audit {
-        Some(audit) => bind_audit(q, audit),
-        None => q
-            .bind(None::<String>)
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .bind(None::<String>),
-    };
-    q.execute(pool).await.map_err(db_error)?;
+    bind_audit_or_nulls(q, audit)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 
