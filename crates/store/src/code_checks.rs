@@ -11,6 +11,7 @@
 //! input travels in the one bound JSON parameter.
 
 use crate::Backend;
+use crate::audit::audit_insert;
 use crate::batch::{Batcher, Conn};
 use crate::code_failures::{CodeFailure, record_code_failures};
 use crate::codec::{db_error, from_ms, get, ms, uuid};
@@ -404,13 +405,14 @@ async fn claim_steps(
                    AND {}
                  RETURNING f.id, c.audit
              ), audited AS (
-                 INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
+                 INSERT INTO {audit_table}
                  SELECT audit->>'id', (audit->>'at')::bigint, audit->>'account_id', audit->>'event',
                         audit->>'ip', audit->>'user_agent', audit->>'detail'
                  FROM consumed WHERE audit IS NOT NULL AND json_typeof(audit) = 'object'
              )
              SELECT id FROM consumed",
-            budget_open(backend)
+            budget_open(backend),
+            audit_table = audit_insert!(),
         ),
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

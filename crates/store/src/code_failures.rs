@@ -9,6 +9,7 @@
 //! statement adds one.
 
 use crate::Backend;
+use crate::audit::audit_insert;
 use crate::batch::Conn;
 use crate::code_checks::audit_json;
 use crate::codec::{db_error, from_ms, get, ms};
@@ -151,19 +152,21 @@ fn upsert_sql(backend: Backend) -> &'static str {
 /// `$1` the audit rows as [`audit_json`] objects.
 fn audit_sql(backend: Backend) -> &'static str {
     match backend {
-        Backend::Sqlite => {
-            "INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
-             SELECT json_extract(value, '$.id'), json_extract(value, '$.at'),
+        Backend::Sqlite => concat!(
+            "INSERT INTO ",
+            audit_insert!(),
+            " SELECT json_extract(value, '$.id'), json_extract(value, '$.at'),
                     json_extract(value, '$.account_id'), json_extract(value, '$.event'),
                     json_extract(value, '$.ip'), json_extract(value, '$.user_agent'),
                     json_extract(value, '$.detail')
              FROM json_each($1)"
-        }
-        Backend::Postgres => {
-            "INSERT INTO audit_log (id, at, account_id, event, ip, user_agent, detail)
-             SELECT id, at, account_id, event, ip, user_agent, detail
+        ),
+        Backend::Postgres => concat!(
+            "INSERT INTO ",
+            audit_insert!(),
+            " SELECT id, at, account_id, event, ip, user_agent, detail
              FROM json_to_recordset($1::json) AS x(id text, at bigint, account_id text,
                   event text, ip text, user_agent text, detail text)"
-        }
+        ),
     }
 }
