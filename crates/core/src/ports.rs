@@ -21,6 +21,31 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What the password step asks the store before it hashes.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLookup<'a> {
+    /// `None` for an address that does not parse (no account can match).
+    pub email: Option<&'a str>,
+    /// The account's login budget is keyed `account_key_prefix` + its id …
+    pub account_key_prefix: &'a str,
+    /// … and, when no account matches, keyed on this instead.
+    pub no_account_key: &'a str,
+    pub ip_key: Option<&'a str>,
+    /// Keyed hash of the device cookie; empty when the client sent none (never matches).
+    pub device_hash: &'a [u8],
+    pub network: Option<&'a str>,
+}
+
+/// The answer to a [`LoginLookup`].
+#[derive(Debug, Clone)]
+pub struct LoginRecords {
+    pub account: Option<Account>,
+    pub account_budget: Option<AttemptRecord>,
+    pub ip_budget: Option<AttemptRecord>,
+    /// Whether the account has used this browser and network (both false without an account).
+    pub seen: crate::device::Seen,
+}
+
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     /// Inserts the account with its verification token, mail and audit event.
@@ -33,6 +58,9 @@ pub trait AccountStore: Send + Sync {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
     async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>>;
+    /// The account, both login budgets and the browser's and network's history in one read:
+    /// every password attempt makes it, known account or not, so it is one round trip.
+    async fn login_lookup(&self, lookup: &LoginLookup<'_>) -> StoreResult<LoginRecords>;
     async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>>;
     async fn list_accounts(&self, limit: u32, offset: u32) -> StoreResult<Vec<Account>>;
     async fn set_operator(&self, id: AccountId, on: bool, audit: &AuditEvent) -> StoreResult<()>;
@@ -545,8 +573,6 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
     async fn attempts(&self, key: &str) -> StoreResult<Option<AttemptRecord>>;
-    /// The records of several keys in one read, in the order of `keys`.
-    async fn attempts_of(&self, keys: &[&str]) -> StoreResult<Vec<Option<AttemptRecord>>>;
     /// Counts one failure atomically; failures older than `window_start` are forgotten first.
     async fn record_failure(
         &self,

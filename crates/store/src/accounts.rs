@@ -1,4 +1,5 @@
 use crate::SqlStore;
+use crate::attempts::attempt_record;
 use crate::audit::insert_audit;
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::effects::bump_stamp;
@@ -6,8 +7,9 @@ use crate::outbox::insert_outbox;
 use crate::tokens::insert_token;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use twofold_core::device::Seen;
 use twofold_core::model::*;
-use twofold_core::ports::{AccountStore, StoreResult};
+use twofold_core::ports::{AccountStore, LoginLookup, LoginRecords, StoreResult};
 
 /// The account columns, as a macro so queries stay `&'static str` (sqlx refuses dynamic SQL).
 macro_rules! account_columns {
@@ -91,6 +93,52 @@ impl AccountStore for SqlStore {
         .as_ref()
         .map(account_from_row)
         .transpose()
+    }
+
+    async fn login_lookup(&self, q: &LoginLookup<'_>) -> StoreResult<LoginRecords> {
+        // One row whether or not the address has an account (the left joins), so an unknown
+        // address costs the same round trip as a known one.
+        let row = sqlx::query(concat!(
+            "SELECT a.*,
+               ab.failures AS account_failures, ab.last_failure_at AS account_last_failure_at,
+               ib.failures AS ip_failures, ib.last_failure_at AS ip_last_failure_at,
+               (SELECT COUNT(*) FROM known_devices d
+                 WHERE d.account_id = a.id AND d.device_hash = $5) AS devices,
+               (SELECT COUNT(*) FROM known_networks n
+                 WHERE n.account_id = a.id AND n.network = $6) AS networks
+             FROM (SELECT 1 AS one) x
+             LEFT JOIN (SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE email = $1) a ON 1 = 1
+             LEFT JOIN attempt_budgets ab
+               ON ab.key = CASE WHEN a.id IS NULL THEN $3 ELSE $2 || a.id END
+             LEFT JOIN attempt_budgets ib ON ib.key = $4"
+        ))
+        .bind(q.email)
+        .bind(q.account_key_prefix)
+        .bind(q.no_account_key)
+        .bind(q.ip_key)
+        .bind(q.device_hash.to_vec())
+        .bind(q.network.unwrap_or_default())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let account = match get::<Option<String>>(&row, "id")? {
+            Some(_) => Some(account_from_row(&row)?),
+            None => None,
+        };
+        Ok(LoginRecords {
+            account,
+            account_budget: attempt_record(&row, "account_failures", "account_last_failure_at")?,
+            ip_budget: attempt_record(&row, "ip_failures", "ip_last_failure_at")?,
+            seen: Seen {
+                device: get::<i64>(&row, "devices")? > 0,
+                network: q
+                    .network
+                    .map(|_| get::<i64>(&row, "networks").map(|n| n > 0))
+                    .transpose()?,
+            },
+        })
     }
 
     async fn account_by_id(&self, id: AccountId) -> StoreResult<Option<Account>> {

@@ -2,9 +2,29 @@ use crate::SqlStore;
 use crate::code_failures::CodeFailure;
 use crate::codec::{db_error, from_ms, get, ms};
 use async_trait::async_trait;
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use twofold_core::model::{AttemptRecord, AuditEvent};
-use twofold_core::ports::{AttemptStore, StoreResult};
+use twofold_core::ports::{AttemptStore, StoreError, StoreResult};
+
+/// A budget record from two columns of `row`; `None` where they are NULL (no failure on
+/// record, or no row on the far side of a LEFT JOIN).
+pub(crate) fn attempt_record(
+    row: &AnyRow,
+    failures: &str,
+    last_failure_at: &str,
+) -> StoreResult<Option<AttemptRecord>> {
+    let (Some(count), Some(at)) = (
+        get::<Option<i64>>(row, failures)?,
+        get::<Option<i64>>(row, last_failure_at)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(AttemptRecord {
+        failures: u32::try_from(count).unwrap_or(u32::MAX),
+        last_failure_at: from_ms(at)?,
+    }))
+}
 
 #[async_trait]
 impl AttemptStore for SqlStore {
@@ -15,44 +35,10 @@ impl AttemptStore for SqlStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
-        row.map(|r| {
-            Ok(AttemptRecord {
-                failures: u32::try_from(get::<i64>(&r, "failures")?).unwrap_or(u32::MAX),
-                last_failure_at: from_ms(get(&r, "last_failure_at")?)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn attempts_of(&self, keys: &[&str]) -> StoreResult<Vec<Option<AttemptRecord>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        match row {
+            Some(r) => attempt_record(&r, "failures", "last_failure_at"),
+            None => Ok(None),
         }
-        // Only placeholders are formatted into the statement; the keys are bound.
-        let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT key, failures, last_failure_at FROM attempt_budgets WHERE key IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for key in keys {
-            query = query.bind(*key);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
-        let mut found = vec![None; keys.len()];
-        for row in &rows {
-            let key: String = get(row, "key")?;
-            let record = AttemptRecord {
-                failures: u32::try_from(get::<i64>(row, "failures")?).unwrap_or(u32::MAX),
-                last_failure_at: from_ms(get(row, "last_failure_at")?)?,
-            };
-            for (slot, k) in found.iter_mut().zip(keys) {
-                if *k == key {
-                    *slot = Some(record);
-                }
-            }
-        }
-        Ok(found)
     }
 
     async fn record_failure(
@@ -76,10 +62,8 @@ impl AttemptStore for SqlStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(AttemptRecord {
-            failures: u32::try_from(get::<i64>(&row, "failures")?).unwrap_or(u32::MAX),
-            last_failure_at: from_ms(get(&row, "last_failure_at")?)?,
-        })
+        attempt_record(&row, "failures", "last_failure_at")?
+            .ok_or_else(|| StoreError::Other("a counted failure came back empty".into()))
     }
 
     async fn record_code_failure(

@@ -22,11 +22,11 @@ use uuid::Uuid;
 const REPORT_LINK_TTL: Duration = Duration::days(7);
 
 /// This sign-in's browser and network, as the store knows them.
-struct Sighting {
+pub(super) struct Sighting {
     /// Keyed hash of the device cookie; empty when the client sent none (never matches).
-    device_hash: Vec<u8>,
-    network: Option<String>,
-    seen: Seen,
+    pub(super) device_hash: Vec<u8>,
+    pub(super) network: Option<String>,
+    pub(super) seen: Seen,
 }
 
 impl Core {
@@ -40,17 +40,30 @@ impl Core {
             .token_hash("device_code", format!("{session}:{code}").as_bytes())
     }
 
+    /// What a browser and network are looked up by: the keyed hash of the device cookie
+    /// (empty without one) and the client's network.
+    pub(super) fn sighting_keys(
+        &self,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> (Vec<u8>, Option<String>) {
+        let device_hash = device
+            .and_then(decode_token)
+            .map(|b| self.hash_token(TokenPurpose::Device, &b))
+            .unwrap_or_default();
+        (
+            device_hash,
+            meta.ip.map(|ip| self.settings.devices.network_of(ip)),
+        )
+    }
+
     async fn sighting(
         &self,
         account: &Account,
         device: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<Sighting, CoreError> {
-        let device_hash = device
-            .and_then(decode_token)
-            .map(|b| self.hash_token(TokenPurpose::Device, &b))
-            .unwrap_or_default();
-        let network = meta.ip.map(|ip| self.settings.devices.network_of(ip));
+        let (device_hash, network) = self.sighting_keys(device, meta);
         let seen = self
             .store
             .seen(account.id, &device_hash, network.as_deref())
@@ -64,14 +77,13 @@ impl Core {
 
     /// After a correct password: `Some` when this browser or network must be confirmed by
     /// email first; otherwise records what is new (announcing a new browser) and lets the
-    /// login go on.
+    /// login go on. `s` was read with the account, before the hash.
     pub(super) async fn device_gate(
         &self,
         account: &Account,
-        device: Option<&str>,
+        s: Sighting,
         meta: &RequestMeta,
     ) -> Result<Option<LoginOutcome>, CoreError> {
-        let s = self.sighting(account, device, meta).await?;
         let settings = &self.settings.devices;
         if let Some(reason) = device::verification_needed(settings, account.ip_verification, s.seen)
         {

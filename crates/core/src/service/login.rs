@@ -1,8 +1,10 @@
 use super::Core;
+use super::devices::Sighting;
 use crate::email::Email;
 use crate::error::CoreError;
 use crate::model::{Account, NewSession, RequestMeta, Session, SessionKind};
 use crate::password::Verified;
+use crate::ports::LoginLookup;
 use crate::token::{TokenPurpose, token_bytes};
 use secrecy::SecretString;
 use serde_json::json;
@@ -76,23 +78,32 @@ impl Core {
         self.hasher.check_capacity()?;
         let now = self.clock.now();
         let email = Email::parse(email).ok();
-        let account = match &email {
-            Some(e) => self.store.account_by_email(e.as_str()).await?,
-            None => None,
-        };
-        let account_key = budget_key_account(account.as_ref(), email.as_ref());
+        let no_account_key = budget_key_unknown(email.as_ref());
         let ip_key = meta.ip.map(|ip| format!("login:ip:{ip}"));
+        let (device_hash, network) = self.sighting_keys(device, meta);
+        let records = self
+            .store
+            .login_lookup(&LoginLookup {
+                email: email.as_ref().map(Email::as_str),
+                account_key_prefix: ACCOUNT_BUDGET_PREFIX,
+                no_account_key: &no_account_key,
+                ip_key: ip_key.as_deref(),
+                device_hash: &device_hash,
+                network: network.as_deref(),
+            })
+            .await?;
+        let account = records.account;
+        let account_key = match &account {
+            Some(a) => format!("{ACCOUNT_BUDGET_PREFIX}{}", a.id),
+            None => no_account_key,
+        };
 
         let budget_a = self.settings.login_budget_account;
         let budget_i = self.settings.login_budget_ip;
-        let keys: Vec<&str> = std::iter::once(account_key.as_str())
-            .chain(ip_key.as_deref())
-            .collect();
-        let records = self.store.attempts_of(&keys).await?;
-        let account_record = records.first().copied().flatten();
+        let account_record = records.account_budget;
         let mut wait = budget_a.blocked_for(account_record, now);
-        if let Some(ip_record) = records.get(1) {
-            wait = wait.max(budget_i.blocked_for(*ip_record, now));
+        if ip_key.is_some() {
+            wait = wait.max(budget_i.blocked_for(records.ip_budget, now));
         }
         if let Some(retry_after_secs) = wait {
             let audit = self.audit(
@@ -152,7 +163,12 @@ impl Core {
                 .await?;
             return Err(CoreError::EmailNotVerified);
         }
-        if let Some(outcome) = self.device_gate(&account, device, meta).await? {
+        let sighting = Sighting {
+            device_hash,
+            network,
+            seen: records.seen,
+        };
+        if let Some(outcome) = self.device_gate(&account, sighting, meta).await? {
             return Ok(outcome);
         }
         self.after_password(&account, trusted_browser, meta).await
@@ -286,12 +302,13 @@ impl Core {
     }
 }
 
-/// Budgets key on the canonical account id; an address with no account keys on the address,
-/// which behaves the same from outside.
-fn budget_key_account(account: Option<&Account>, email: Option<&Email>) -> String {
-    match (account, email) {
-        (Some(a), _) => format!("login:account:{}", a.id),
-        (None, Some(e)) => format!("login:email:{}", e.as_str()),
-        (None, None) => "login:email:invalid".to_owned(),
+/// Budgets key on the canonical account id (this prefix and the id); an address with no
+/// account keys on the address, which behaves the same from outside.
+const ACCOUNT_BUDGET_PREFIX: &str = "login:account:";
+
+fn budget_key_unknown(email: Option<&Email>) -> String {
+    match email {
+        Some(e) => format!("login:email:{}", e.as_str()),
+        None => "login:email:invalid".to_owned(),
     }
 }
