@@ -620,6 +620,56 @@ async fn closing_returns_held_connections(db: TestDb) {
 }
 both_backends!(closing_case, closing_returns_held_connections);
 
+/// A code check looks its factor up by index whatever the planner's statistics say: with its
+/// default guess for a JSON array (100 rows) and the statistics a bulk import leaves behind
+/// (no ANALYZE yet), PostgreSQL consumed a step through a hash join over all 20,000 factors.
+/// Counted with `pg_stat_user_tables.seq_tup_read`, which a backend reports when it goes
+/// idle at least a second after its last report (hence the pause before the second round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_checks_take_the_indexes() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let app = spawn_app(db).await;
+    let k = key(&app, "acme").await;
+    let (id, secret, _) = active_factor(&app, &k, "indexed").await;
+    let pool = app.store.pool();
+    sqlx::query(
+        "INSERT INTO factors (id, owner, kind, label, status, key_id, secret, algorithm, digits,
+                              period, created_at)
+         SELECT 'bulk-' || g, 'subject:bulk-' || g, kind, label, status, key_id, secret,
+                algorithm, digits, period, created_at
+         FROM factors, generate_series(1, 20000) g WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(pool)
+    .await
+    .unwrap();
+    let rows_scanned = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'factors'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let before = rows_scanned().await;
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        app.clock.advance(Duration::seconds(30));
+        let code = oathtool_code(&secret, app.clock_now());
+        assert_eq!(verify(&app, &k, "indexed", &code).await["valid"], true);
+        assert_eq!(verify(&app, &k, "indexed", "000000").await["valid"], false);
+    }
+    let scanned = rows_scanned().await - before;
+    assert!(
+        scanned < 20_000,
+        "code checks read {scanned} factor rows by sequential scan"
+    );
+}
+
 /// Decodes the QR code with a real decoder: the SVG rendered by librsvg, read by zbar.
 fn decode_qr(svg: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
