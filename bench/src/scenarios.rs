@@ -130,13 +130,90 @@ pub async fn run_backend(
         }
     };
     let result = run_scenarios(args, name, &data, db_url.as_deref(), tmp.path(), notes).await;
-    if let Some((admin, db)) = admin {
-        let pool = seed::connect(&admin).await?;
-        pool.execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-        )))
-        .await?;
+    if let Some((admin, db)) = &admin {
+        drop_database(admin, db).await?;
     }
+    let mut rows = result?;
+    if let (Backend::Postgres(admin), true) = (&backend, args.large) {
+        // Before the 200,000-subject row: the table sizes of scenario 7 in ascending order.
+        let at = rows
+            .iter()
+            .position(|r| r.scenario.starts_with("7."))
+            .unwrap_or(rows.len());
+        rows.insert(at, small_table(args, name, admin).await?);
+    }
+    Ok(rows)
+}
+
+async fn drop_database(admin: &str, db: &str) -> Result<()> {
+    let pool = seed::connect(admin).await?;
+    pool.execute(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+    )))
+    .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Subjects in the 10,000-subject database of scenario 7: a small deployment, where the
+/// planner's choices differ from those for a large table (a hash join over every factor
+/// instead of an index lookup, once; see `CODE_CHECK_PLANNER` in the store).
+const SMALL_TABLE: u32 = 10_000;
+
+/// Scenario 7's small table: a fresh PostgreSQL database seeded with [`SMALL_TABLE`]
+/// subjects, as a bulk import leaves it (no ANALYZE), and `/verify` at c=16 on it.
+async fn small_table(args: &Args, name: &str, admin: &str) -> Result<Row> {
+    eprintln!("   7. /verify with {SMALL_TABLE} subjects, a database of its own");
+    let tmp = tempfile::tempdir()?;
+    let data = server::data_dir(tmp.path());
+    let db = format!("twofold_bench_{}", uuid::Uuid::new_v4().simple());
+    let pool = seed::connect(admin).await?;
+    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .await?;
+    pool.close().await;
+    let url = with_database(admin, &db);
+    let result = async {
+        let out = server::cli(
+            &args.twofold,
+            &data,
+            Some(&url),
+            &["apikey", "create", "--name", "bench", "--tenant", "bench"],
+        )?;
+        let key = Arc::new(
+            out.lines()
+                .last()
+                .context("no API key printed")?
+                .trim()
+                .to_owned(),
+        );
+        let keys = Keyring::parse(&std::fs::read_to_string(data.join("data-keys"))?)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pool = seed::connect(&url).await?;
+        let seeded = seed::seed(&pool, &keys, "bench", SMALL_TABLE, 0, "").await?;
+        pool.close().await;
+        let subjects = Arc::new(seeded.subjects);
+        let server = Server::start(
+            &args.twofold,
+            &data,
+            Some(&url),
+            &tmp.path().join("server.log"),
+        )
+        .await?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let base = Arc::new(server.url.clone());
+        let step = Duration::from_secs(args.seconds);
+        let stats = verify_load(&client, &base, &key, &subjects, 0, 16, step, true).await;
+        server.stop();
+        anyhow::Ok(Row::load(
+            name,
+            format!("7. /verify c=16 with {SMALL_TABLE} subjects"),
+            stats,
+        ))
+    }
+    .await;
+    drop_database(admin, &db).await?;
     result
 }
 
