@@ -85,7 +85,8 @@ pub const CODE_CHECK_APPLICATION: &str = "twofold-code-checks";
 /// factors each consumed step read all of them (`/verify` at c=1 332/s and 2.4 ms of
 /// PostgreSQL CPU per check, against 988/s and 0.46 ms with this; `EXPLAIN ANALYZE` of the
 /// group read, even after ANALYZE: 3.6 ms against 0.08 ms). Without hash and merge joins only
-/// a nested loop is left, which takes the indexes.
+/// a nested loop is left, which takes the indexes. (The trap `code_checks::budget_join`
+/// sidesteps for `attempt_budgets`, which also holds on the main pool's one-at-a-time retry.)
 const CODE_CHECK_PLANNER: &str = "SET enable_hashjoin = off; SET enable_mergejoin = off;";
 
 pub(crate) async fn connect_code_checks(

@@ -40,18 +40,18 @@ async fn one_read_answers_each_key(db: TestDb) {
     let now = OffsetDateTime::now_utc();
     let window = now - Duration::hours(1);
     let account_key = format!("{PREFIX}{}", account.id);
+    // The account's own address, from its browser and network.
+    let home = lookup(
+        Some("lookup@example.com"),
+        "login:email:lookup@example.com",
+        Some("login:ip:192.0.2.7"),
+        b"browser",
+        Some("192.0.2.0/24"),
+    );
+    let from_home = || store.login_lookup(&home);
 
     // Nothing on record yet: the account, no budgets, nothing seen.
-    let r = store
-        .login_lookup(&lookup(
-            Some("lookup@example.com"),
-            "login:email:lookup@example.com",
-            Some("login:ip:192.0.2.7"),
-            b"browser",
-            Some("192.0.2.0/24"),
-        ))
-        .await
-        .unwrap();
+    let r = from_home().await.unwrap();
     assert_eq!(r.account.as_ref().map(|a| a.id), Some(account.id));
     assert_eq!(
         r.account.as_ref().map(|a| a.email.as_str()),
@@ -97,16 +97,7 @@ async fn one_read_answers_each_key(db: TestDb) {
         .unwrap();
 
     // With an account, its budget is the one keyed on its id, not the address's.
-    let r = store
-        .login_lookup(&lookup(
-            Some("lookup@example.com"),
-            "login:email:lookup@example.com",
-            Some("login:ip:192.0.2.7"),
-            b"browser",
-            Some("192.0.2.0/24"),
-        ))
-        .await
-        .unwrap();
+    let r = from_home().await.unwrap();
     assert_eq!(r.account_budget.map(|b| b.failures), Some(3));
     assert_eq!(r.ip_budget.map(|b| b.failures), Some(2));
     assert!(r.seen.device);
