@@ -11,10 +11,11 @@
 //! input travels in the one bound JSON parameter.
 
 use crate::Backend;
+use crate::attempts::attempt_record;
 use crate::audit::audit_insert;
 use crate::batch::{Batcher, Conn};
 use crate::code_failures::{CodeFailure, record_code_failures};
-use crate::codec::{db_error, from_ms, get, ms, uuid};
+use crate::codec::{db_error, get, ms, uuid};
 use crate::factors::factor_from_row;
 use serde_json::{Value, json};
 use sqlx::AnyPool;
@@ -159,14 +160,8 @@ const FACTOR_COLUMNS: &str = "f.id, f.owner, f.kind, f.label, f.status, f.key_id
 
 /// Adds a row of the factors-and-budget join to its input's state.
 fn add_to_state(row: &sqlx::any::AnyRow, (factors, budget): &mut CheckState) -> StoreResult<()> {
-    if let (Some(failures), Some(last)) = (
-        get::<Option<i64>>(row, "b_failures")?,
-        get::<Option<i64>>(row, "b_last_failure_at")?,
-    ) {
-        *budget = Some(AttemptRecord {
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            last_failure_at: from_ms(last)?,
-        });
+    if let Some(record) = attempt_record(row, "b_failures", "b_last_failure_at")? {
+        *budget = Some(record);
     }
     if get::<Option<String>>(row, "id")?.is_some() {
         factors.push(factor_from_row(row)?);

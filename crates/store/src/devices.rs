@@ -208,8 +208,9 @@ impl DeviceStore for SqlStore {
         notice: Option<&SignInNotice>,
         audit: Option<&AuditEvent>,
     ) -> StoreResult<()> {
-        // A first sign-in from a browser writes this beside its session; on PostgreSQL
-        // as one statement (see `sessions`), unless a notice goes out with it.
+        // A first sign-in from a browser writes this beside its session; on PostgreSQL it is
+        // one statement, as the session's writes are (see `sessions`), unless a notice goes
+        // out with it.
         if self.backend == Backend::Postgres && notice.is_none() {
             return remember_device_pg(&self.pool, d, device_hash, network, audit).await;
         }
