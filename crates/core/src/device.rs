@@ -68,12 +68,23 @@ impl DeviceSettings {
     }
 }
 
+/// How long a browser or network stays known without a sign-in from it: the device cookie's
+/// lifetime (browsers keep a cookie at most 400 days), which every sign-in renews.
+pub const KNOWN_DEVICE_LIFETIME: time::Duration = time::Duration::days(400);
+
+/// Known browsers (and networks) kept per account, the most recently seen: a client that
+/// drops its cookie is a new browser at every sign-in, and its records must not pile up.
+pub const KNOWN_PER_ACCOUNT: u32 = 100;
+
 /// What the store knows about this sign-in's browser and network for the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
     pub device: bool,
     /// `None` when the request had no address (nothing to compare).
     pub network: Option<bool>,
+    /// When the known ones of the two were last recorded (the older time when both are);
+    /// `None` when neither is known.
+    pub recorded_at: Option<time::OffsetDateTime>,
 }
 
 /// Why a sign-in must be confirmed by email.
@@ -150,7 +161,11 @@ mod tests {
     #[test]
     fn unknown_device_comes_first_then_network() {
         let s = DeviceSettings::default();
-        let seen = |device, network| Seen { device, network };
+        let seen = |device, network| Seen {
+            device,
+            network,
+            recorded_at: None,
+        };
         assert_eq!(
             verification_needed(&s, true, seen(false, Some(true))),
             Some(Unfamiliar::Device)
@@ -181,6 +196,7 @@ mod tests {
         let seen = Seen {
             device: false,
             network: Some(false),
+            recorded_at: None,
         };
         assert_eq!(verification_needed(&off, true, seen), None);
         let devices_only = DeviceSettings {
@@ -190,6 +206,7 @@ mod tests {
         let known = Seen {
             device: true,
             network: Some(false),
+            recorded_at: None,
         };
         assert_eq!(verification_needed(&devices_only, true, known), None);
     }

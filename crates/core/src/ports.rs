@@ -120,7 +120,14 @@ pub trait TokenStore: Send + Sync {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn create_session(&self, session: &NewSession, audit: &AuditEvent) -> StoreResult<()>;
+    /// A new session with its audit row and, for a sign-in, what it tells about its browser
+    /// (as [`DeviceStore::remember_device`]), all or nothing.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        audit: &AuditEvent,
+        device: Option<&DeviceRecord>,
+    ) -> StoreResult<()>;
     /// The session and its account, whatever their state; the core decides validity.
     async fn session_by_token_hash(&self, hash: &[u8]) -> StoreResult<Option<(Session, Account)>>;
     async fn touch_session(&self, id: SessionId, now: OffsetDateTime) -> StoreResult<()>;
@@ -377,6 +384,21 @@ pub struct SignInNotice {
     pub mail: NewOutboxItem,
 }
 
+/// What a sign-in tells the store about its browser and network: a new one to remember, or a
+/// known one's visit to refresh (its last-seen time, address and user agent).
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    /// The browser's record; its `id` is used only if the browser is new.
+    pub device: KnownDevice,
+    /// Keyed hash of the device cookie; `None` for a client that keeps no cookie, whose
+    /// network alone is recorded.
+    pub device_hash: Option<Vec<u8>>,
+    pub network: Option<String>,
+    /// The new-browser mail and its "this wasn't me" token.
+    pub notice: Option<SignInNotice>,
+    pub audit: Option<AuditEvent>,
+}
+
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
     /// Whether the account has used this browser, and (with an address) this network.
@@ -407,15 +429,7 @@ pub trait DeviceStore: Send + Sync {
     ) -> StoreResult<Option<DeviceChallenge>>;
     /// Records (or refreshes) the browser and the network as known for the account; with a
     /// notice, also issues its "this wasn't me" token and queues its mail, all in one transaction.
-    /// Without a `device_hash` (a client that keeps no cookie) only the network is recorded.
-    async fn remember_device(
-        &self,
-        device: &KnownDevice,
-        device_hash: Option<&[u8]>,
-        network: Option<&str>,
-        notice: Option<&SignInNotice>,
-        audit: Option<&AuditEvent>,
-    ) -> StoreResult<()>;
+    async fn remember_device(&self, record: &DeviceRecord) -> StoreResult<()>;
     async fn known_devices_of(&self, account: AccountId) -> StoreResult<Vec<KnownDevice>>;
     /// Forgets one known browser (`Some(id)`) or all of them, with the account's networks.
     async fn forget_known_devices(
@@ -444,6 +458,9 @@ pub trait DeviceStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Housekeeping: drops codes that expired before `before`.
     async fn purge_device_challenges(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// Housekeeping: forgets browsers and networks last seen before `before`, and beyond the
+    /// `keep` most recently seen of each account; answers how many rows went.
+    async fn purge_known_devices(&self, before: OffsetDateTime, keep: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -2,12 +2,12 @@ use crate::SqlStore;
 use crate::attempts::attempt_record;
 use crate::audit::insert_audit;
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
+use crate::devices::seen_from_row;
 use crate::effects::bump_stamp;
 use crate::outbox::insert_outbox;
 use crate::tokens::insert_token;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use twofold_core::device::Seen;
 use twofold_core::model::*;
 use twofold_core::ports::{AccountStore, LoginLookup, LoginRecords, StoreResult};
 
@@ -102,10 +102,10 @@ impl AccountStore for SqlStore {
             "SELECT a.*,
                ab.failures AS account_failures, ab.last_failure_at AS account_last_failure_at,
                ib.failures AS ip_failures, ib.last_failure_at AS ip_last_failure_at,
-               (SELECT COUNT(*) FROM known_devices d
-                 WHERE d.account_id = a.id AND d.device_hash = $5) AS devices,
-               (SELECT COUNT(*) FROM known_networks n
-                 WHERE n.account_id = a.id AND n.network = $6) AS networks
+               (SELECT d.last_seen_at FROM known_devices d
+                 WHERE d.account_id = a.id AND d.device_hash = $5) AS device_seen_at,
+               (SELECT n.last_seen_at FROM known_networks n
+                 WHERE n.account_id = a.id AND n.network = $6) AS network_seen_at
              FROM (SELECT 1 AS one) x
              LEFT JOIN (SELECT ",
             account_columns!(),
@@ -131,13 +131,7 @@ impl AccountStore for SqlStore {
             account,
             account_budget: attempt_record(&row, "account_failures", "account_last_failure_at")?,
             ip_budget: attempt_record(&row, "ip_failures", "ip_last_failure_at")?,
-            seen: Seen {
-                device: get::<i64>(&row, "devices")? > 0,
-                network: q
-                    .network
-                    .map(|_| get::<i64>(&row, "networks").map(|n| n > 0))
-                    .transpose()?,
-            },
+            seen: seen_from_row(&row, q.network.is_some())?,
         })
     }
 

@@ -1,18 +1,18 @@
 //! Known devices and networks, and the emailed codes that admit new ones.
 
-use crate::Backend;
 use crate::SqlStore;
-use crate::audit::{audit_insert, bind_audit_or_nulls, insert_audit};
-use crate::codec::{db_error, from_ms, get, ms, uuid};
+use crate::audit::{AnyQuery, bind_audit_or_nulls, insert_audit};
+use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::effects::bump_stamp;
 use crate::outbox::insert_outbox;
 use crate::tokens::insert_token;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 use twofold_core::device::{Seen, Unfamiliar};
 use twofold_core::model::*;
-use twofold_core::ports::{DeviceStore, SignInNotice, StoreResult};
+use twofold_core::ports::{DeviceRecord, DeviceStore, StoreResult};
 use uuid::Uuid;
 
 fn challenge_from_row(row: &AnyRow) -> StoreResult<DeviceChallenge> {
@@ -24,6 +24,24 @@ fn challenge_from_row(row: &AnyRow) -> StoreResult<DeviceChallenge> {
         reason: Unfamiliar::parse(&get::<String>(row, "reason")?),
         sent_at: from_ms(get(row, "sent_at")?)?,
         expires_at: from_ms(get(row, "expires_at")?)?,
+    })
+}
+
+/// [`Seen`] from a row's `device_seen_at` and `network_seen_at` (each NULL when not known).
+pub(crate) fn seen_from_row(row: &AnyRow, has_network: bool) -> StoreResult<Seen> {
+    let device = opt_from_ms(get(row, "device_seen_at")?)?;
+    let network = if has_network {
+        opt_from_ms(get(row, "network_seen_at")?)?
+    } else {
+        None
+    };
+    Ok(Seen {
+        device: device.is_some(),
+        network: has_network.then_some(network.is_some()),
+        recorded_at: match (device, network) {
+            (Some(d), Some(n)) => Some(d.min(n)),
+            (d, n) => d.or(n),
+        },
     })
 }
 
@@ -44,43 +62,90 @@ macro_rules! challenge_columns {
     };
 }
 
-/// The device ($1-$6, skipped when $3 is NULL), the network ($7, skipped when NULL) and the
-/// audit row ($8-$14, skipped when $8 is NULL), each upserted as in the transaction of
-/// `remember_device`, in one statement.
-const PG_REMEMBER_DEVICE: &str = concat!(
-    "WITH d AS (INSERT INTO known_devices (id, account_id, device_hash, user_agent, ip, \
-                                           first_seen_at, last_seen_at) \
-       SELECT $1, $2, $3, $4, $5, $6, $6 WHERE $3 IS NOT NULL \
-       ON CONFLICT (account_id, device_hash) DO UPDATE \
-         SET user_agent = excluded.user_agent, ip = excluded.ip, \
-             last_seen_at = excluded.last_seen_at), \
-     n AS (INSERT INTO known_networks (account_id, network, first_seen_at, last_seen_at) \
-       SELECT $2, $7, $6, $6 WHERE $7 IS NOT NULL \
-       ON CONFLICT (account_id, network) DO UPDATE SET last_seen_at = excluded.last_seen_at) \
-     INSERT INTO ",
-    audit_insert!(),
-    " SELECT $8, $9, $10, $11, $12, $13, $14 WHERE $8 IS NOT NULL"
-);
+/// A sign-in's device record as data-modifying CTEs and a final INSERT, to follow the CTEs of
+/// the session it goes with (which take $1-$20): the browser ($21-$26, skipped when $23 is
+/// NULL), the network ($27, skipped when NULL) and the audit row ($28-$34, skipped when $28 is
+/// NULL), each upserted as in `write_device`.
+macro_rules! pg_device_tail {
+    () => {
+        concat!(
+            "d AS (INSERT INTO known_devices (id, account_id, device_hash, user_agent, ip, \
+                                              first_seen_at, last_seen_at) \
+               SELECT $21, $22, $23, $24, $25, $26, $26 WHERE $23 IS NOT NULL \
+               ON CONFLICT (account_id, device_hash) DO UPDATE \
+                 SET user_agent = excluded.user_agent, ip = excluded.ip, \
+                     last_seen_at = excluded.last_seen_at), \
+             n AS (INSERT INTO known_networks (account_id, network, first_seen_at, last_seen_at) \
+               SELECT $22, $27, $26, $26 WHERE $27 IS NOT NULL \
+               ON CONFLICT (account_id, network) DO UPDATE SET last_seen_at = excluded.last_seen_at) \
+             INSERT INTO ",
+            $crate::audit::audit_insert!(),
+            " SELECT $28, $29, $30, $31, $32, $33, $34 WHERE $28 IS NOT NULL"
+        )
+    };
+}
+pub(crate) use pg_device_tail;
 
-async fn remember_device_pg(
-    pool: &sqlx::AnyPool,
-    d: &KnownDevice,
-    device_hash: Option<&[u8]>,
-    network: Option<&str>,
-    audit: Option<&AuditEvent>,
-) -> StoreResult<()> {
-    let q = sqlx::query(PG_REMEMBER_DEVICE)
+/// Binds [`pg_device_tail!`]'s fourteen values.
+pub(crate) fn bind_device<'q>(q: AnyQuery<'q>, r: &DeviceRecord) -> AnyQuery<'q> {
+    let d = &r.device;
+    let q = q
         .bind(d.id.to_string())
         .bind(d.account_id.to_string())
-        .bind(device_hash.map(<[u8]>::to_vec))
+        .bind(r.device_hash.clone())
         .bind(d.user_agent.clone())
         .bind(d.ip.clone())
         .bind(ms(d.last_seen_at))
-        .bind(network.map(str::to_owned));
-    bind_audit_or_nulls(q, audit)
-        .execute(pool)
+        .bind(r.network.clone());
+    bind_audit_or_nulls(q, r.audit.as_ref())
+}
+
+/// Writes a device record in a transaction.
+pub(crate) async fn write_device(
+    tx: &mut Transaction<'_, Any>,
+    r: &DeviceRecord,
+) -> StoreResult<()> {
+    let d = &r.device;
+    if let Some(device_hash) = &r.device_hash {
+        sqlx::query(
+            "INSERT INTO known_devices (id, account_id, device_hash, user_agent, ip,
+                                        first_seen_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (account_id, device_hash) DO UPDATE
+               SET user_agent = excluded.user_agent, ip = excluded.ip,
+                   last_seen_at = excluded.last_seen_at",
+        )
+        .bind(d.id.to_string())
+        .bind(d.account_id.to_string())
+        .bind(device_hash.clone())
+        .bind(d.user_agent.clone())
+        .bind(d.ip.clone())
+        .bind(ms(d.last_seen_at))
+        .execute(&mut **tx)
         .await
         .map_err(db_error)?;
+    }
+    if let Some(network) = &r.network {
+        sqlx::query(
+            "INSERT INTO known_networks (account_id, network, first_seen_at, last_seen_at)
+             VALUES ($1, $2, $3, $3)
+             ON CONFLICT (account_id, network) DO UPDATE
+               SET last_seen_at = excluded.last_seen_at",
+        )
+        .bind(d.account_id.to_string())
+        .bind(network.clone())
+        .bind(ms(d.last_seen_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    if let Some(n) = &r.notice {
+        insert_token(tx, &n.report_token).await?;
+        insert_outbox(tx, &n.mail).await?;
+    }
+    if let Some(audit) = &r.audit {
+        insert_audit(&mut **tx, audit).await?;
+    }
     Ok(())
 }
 
@@ -95,10 +160,10 @@ impl DeviceStore for SqlStore {
         // One round trip for both questions.
         let row = sqlx::query(
             "SELECT
-               (SELECT COUNT(*) FROM known_devices WHERE account_id = $1 AND device_hash = $2)
-                 AS devices,
-               (SELECT COUNT(*) FROM known_networks WHERE account_id = $1 AND network = $3)
-                 AS networks",
+               (SELECT last_seen_at FROM known_devices WHERE account_id = $1 AND device_hash = $2)
+                 AS device_seen_at,
+               (SELECT last_seen_at FROM known_networks WHERE account_id = $1 AND network = $3)
+                 AS network_seen_at",
         )
         .bind(account.to_string())
         .bind(device_hash.to_vec())
@@ -106,12 +171,7 @@ impl DeviceStore for SqlStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(Seen {
-            device: get::<i64>(&row, "devices")? > 0,
-            network: network
-                .map(|_| get::<i64>(&row, "networks").map(|n| n > 0))
-                .transpose()?,
-        })
+        seen_from_row(&row, network.is_some())
     }
 
     async fn put_device_challenge(
@@ -200,61 +260,9 @@ impl DeviceStore for SqlStore {
         .transpose()
     }
 
-    async fn remember_device(
-        &self,
-        d: &KnownDevice,
-        device_hash: Option<&[u8]>,
-        network: Option<&str>,
-        notice: Option<&SignInNotice>,
-        audit: Option<&AuditEvent>,
-    ) -> StoreResult<()> {
-        // A first sign-in from a browser writes this beside its session; on PostgreSQL it is
-        // one statement, as the session's writes are (see `sessions`), unless a notice goes
-        // out with it.
-        if self.backend == Backend::Postgres && notice.is_none() {
-            return remember_device_pg(&self.pool, d, device_hash, network, audit).await;
-        }
+    async fn remember_device(&self, record: &DeviceRecord) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        if let Some(device_hash) = device_hash {
-            sqlx::query(
-                "INSERT INTO known_devices (id, account_id, device_hash, user_agent, ip,
-                                        first_seen_at, last_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (account_id, device_hash) DO UPDATE
-               SET user_agent = excluded.user_agent, ip = excluded.ip,
-                   last_seen_at = excluded.last_seen_at",
-            )
-            .bind(d.id.to_string())
-            .bind(d.account_id.to_string())
-            .bind(device_hash.to_vec())
-            .bind(d.user_agent.clone())
-            .bind(d.ip.clone())
-            .bind(ms(d.last_seen_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        if let Some(network) = network {
-            sqlx::query(
-                "INSERT INTO known_networks (account_id, network, first_seen_at, last_seen_at)
-                 VALUES ($1, $2, $3, $3)
-                 ON CONFLICT (account_id, network) DO UPDATE
-                   SET last_seen_at = excluded.last_seen_at",
-            )
-            .bind(d.account_id.to_string())
-            .bind(network)
-            .bind(ms(d.last_seen_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        if let Some(n) = notice {
-            insert_token(&mut tx, &n.report_token).await?;
-            insert_outbox(&mut tx, &n.mail).await?;
-        }
-        if let Some(audit) = audit {
-            insert_audit(&mut *tx, audit).await?;
-        }
+        write_device(&mut tx, record).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -359,6 +367,49 @@ impl DeviceStore for SqlStore {
         insert_audit(&mut *tx, audit).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
+    }
+
+    async fn purge_known_devices(&self, before: OffsetDateTime, keep: u32) -> StoreResult<u64> {
+        let mut removed = 0;
+        for sql in [
+            "DELETE FROM known_devices WHERE last_seen_at < $1",
+            "DELETE FROM known_networks WHERE last_seen_at < $1",
+        ] {
+            removed += sqlx::query(sql)
+                .bind(ms(before))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+        }
+        // The cap ranks only the accounts over it, found on the (account_id, …) unique keys.
+        for sql in [
+            "DELETE FROM known_devices WHERE id IN (
+               SELECT id FROM (
+                 SELECT id, ROW_NUMBER() OVER (PARTITION BY account_id
+                                               ORDER BY last_seen_at DESC, id DESC) AS place
+                 FROM known_devices
+                 WHERE account_id IN (SELECT account_id FROM known_devices
+                                      GROUP BY account_id HAVING COUNT(*) > $1)) ranked
+               WHERE place > $1)",
+            "DELETE FROM known_networks WHERE (account_id, network) IN (
+               SELECT account_id, network FROM (
+                 SELECT account_id, network,
+                        ROW_NUMBER() OVER (PARTITION BY account_id
+                                           ORDER BY last_seen_at DESC, network DESC) AS place
+                 FROM known_networks
+                 WHERE account_id IN (SELECT account_id FROM known_networks
+                                      GROUP BY account_id HAVING COUNT(*) > $1)) ranked
+               WHERE place > $1)",
+        ] {
+            removed += sqlx::query(sql)
+                .bind(i64::from(keep))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+        }
+        Ok(removed)
     }
 
     async fn purge_device_challenges(&self, before: OffsetDateTime) -> StoreResult<u64> {

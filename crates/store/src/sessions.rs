@@ -3,13 +3,14 @@ use crate::SqlStore;
 use crate::accounts::account_from_row;
 use crate::audit::{AnyQuery, audit_insert, bind_audit, insert_audit};
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
+use crate::devices::{bind_device, pg_device_tail, write_device};
 use crate::effects::apply_effects;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 use twofold_core::model::*;
-use twofold_core::ports::{SessionStore, StoreError, StoreResult};
+use twofold_core::ports::{DeviceRecord, SessionStore, StoreError, StoreResult};
 
 fn session_from_row(row: &AnyRow) -> StoreResult<Session> {
     let amr: String = get(row, "amr")?;
@@ -97,6 +98,17 @@ const PG_CREATE_SESSION: &str = concat!(
     " VALUES ($14, $15, $16, $17, $18, $19, $20)"
 );
 
+/// As [`PG_CREATE_SESSION`], with a sign-in's device record ($21-$34, see [`pg_device_tail!`]).
+const PG_CREATE_SESSION_WITH_DEVICE: &str = concat!(
+    "WITH s AS (INSERT INTO ",
+    session_insert!(),
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)), \
+     a AS (INSERT INTO ",
+    audit_insert!(),
+    " VALUES ($14, $15, $16, $17, $18, $19, $20)), ",
+    pg_device_tail!()
+);
+
 /// Replaces partial session $1 with a full one ($2-$14) and its audit row ($15-$21), and
 /// writes neither when the partial one is gone already; answers how many it removed.
 const PG_COMPLETE_PARTIAL: &str = concat!(
@@ -125,18 +137,32 @@ async fn delete_partial(tx: &mut Transaction<'_, Any>, id: SessionId) -> StoreRe
 
 #[async_trait]
 impl SessionStore for SqlStore {
-    async fn create_session(&self, new: &NewSession, audit: &AuditEvent) -> StoreResult<()> {
-        if self.backend == Backend::Postgres {
-            let q = bind_session(sqlx::query(PG_CREATE_SESSION), new)?;
-            bind_audit(q, audit)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+    async fn create_session(
+        &self,
+        new: &NewSession,
+        audit: &AuditEvent,
+        device: Option<&DeviceRecord>,
+    ) -> StoreResult<()> {
+        // A new browser's mail and report token go in a transaction; they are rare.
+        if self.backend == Backend::Postgres && device.is_none_or(|d| d.notice.is_none()) {
+            let sql = match device {
+                None => PG_CREATE_SESSION,
+                Some(_) => PG_CREATE_SESSION_WITH_DEVICE,
+            };
+            let q = bind_audit(bind_session(sqlx::query(sql), new)?, audit);
+            let q = match device {
+                None => q,
+                Some(d) => bind_device(q, d),
+            };
+            q.execute(&self.pool).await.map_err(db_error)?;
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         insert_session(&mut tx, new).await?;
         insert_audit(&mut *tx, audit).await?;
+        if let Some(d) = device {
+            write_device(&mut tx, d).await?;
+        }
         tx.commit().await.map_err(db_error)
     }
 

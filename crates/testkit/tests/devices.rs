@@ -4,7 +4,9 @@
 //! new-device mail's "this wasn't me" link signs out everything and starts a password reset.
 
 use serde_json::{Value, json};
+use twofold_core::Clock;
 use twofold_core::model::RequestMeta;
+use twofold_core::ports::{AccountStore, DeviceStore};
 use twofold_testkit::smtp::ReceivedMail;
 use twofold_testkit::totp::csrf_of;
 use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app_with};
@@ -414,3 +416,77 @@ async fn place_in_the_mail(db: TestDb) {
     assert!(twofold_core::geo::GeoIp::from_bytes(b"not a database".to_vec()).is_err());
 }
 both_backends!(the_new_device_mail_names_the_place, place_in_the_mail);
+
+/// A known browser's record follows its visits: a sign-in more than an hour after the last
+/// one it recorded refreshes its last-seen time, address and user agent (and its network's),
+/// one within the hour writes nothing; neither adds a browser or an audit row.
+async fn visits_are_recorded(db: TestDb) {
+    let app = spawn(db).await;
+    let email = "visits@example.com";
+    app.verified_account(email, PW).await;
+    let account = app.store.account_by_email(email).await.unwrap().unwrap().id;
+    let c = app.client();
+    let sign_in = |ip: &'static str, agent: &'static str| {
+        let (app, c) = (&app, &c);
+        async move {
+            let r = c
+                .post(app.at("/api/v1/session"))
+                .header("x-forwarded-for", ip)
+                .header("user-agent", agent)
+                .json(&json!({ "email": email, "password": PW }))
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(status(&v), "signed_in", "{v}");
+            app.log_out(c).await;
+        }
+    };
+    let v = log_in_from(&app, &c, email, "198.51.100.7").await;
+    assert_eq!(status(&v), "device_verification_required");
+    let (code, _) = device_code(&app, email, 0).await;
+    assert_eq!(confirm(&app, &c, &code, "198.51.100.7").await.status(), 200);
+    app.log_out(&c).await;
+    let first = app.clock.now();
+    let devices = || async { app.store.known_devices_of(account).await.unwrap() };
+    let network_seen = || async {
+        sqlx::query_scalar::<_, i64>("SELECT last_seen_at FROM known_networks")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap()
+            / 1000
+    };
+    assert_eq!(
+        devices().await[0].last_seen_at.unix_timestamp(),
+        first.unix_timestamp()
+    );
+
+    app.clock.advance(time::Duration::minutes(50));
+    sign_in("198.51.100.8", "Agent/2").await;
+    let d = devices().await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        d[0].last_seen_at.unix_timestamp(),
+        first.unix_timestamp(),
+        "within the hour"
+    );
+    assert_eq!(d[0].ip.as_deref(), Some("198.51.100.7"));
+
+    app.clock.advance(time::Duration::minutes(20));
+    sign_in("198.51.100.9", "Agent/3").await;
+    let now = app.clock.now().unix_timestamp();
+    let d = devices().await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].last_seen_at.unix_timestamp(), now);
+    assert_eq!(d[0].first_seen_at.unix_timestamp(), first.unix_timestamp());
+    assert_eq!(d[0].ip.as_deref(), Some("198.51.100.9"));
+    assert_eq!(d[0].user_agent.as_deref(), Some("Agent/3"));
+    assert_eq!(network_seen().await, now);
+    let remembered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'device_remembered'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(remembered, 1, "visits are not audited as new browsers");
+}
+both_backends!(a_known_browsers_visits_are_recorded, visits_are_recorded);

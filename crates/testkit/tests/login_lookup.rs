@@ -4,7 +4,7 @@
 
 use time::{Duration, OffsetDateTime};
 use twofold_core::model::*;
-use twofold_core::ports::{AccountStore, AttemptStore, DeviceStore, LoginLookup};
+use twofold_core::ports::{AccountStore, AttemptStore, DeviceRecord, DeviceStore, LoginLookup};
 use twofold_testkit::{TestDb, both_backends, spawn_app};
 use uuid::Uuid;
 
@@ -79,8 +79,8 @@ async fn one_read_answers_each_key(db: TestDb) {
         .await
         .unwrap();
     store
-        .remember_device(
-            &KnownDevice {
+        .remember_device(&DeviceRecord {
+            device: KnownDevice {
                 id: Uuid::new_v4(),
                 account_id: account.id,
                 user_agent: None,
@@ -88,11 +88,11 @@ async fn one_read_answers_each_key(db: TestDb) {
                 first_seen_at: now,
                 last_seen_at: now,
             },
-            Some(b"browser"),
-            Some("192.0.2.0/24"),
-            None,
-            None,
-        )
+            device_hash: Some(b"browser".to_vec()),
+            network: Some("192.0.2.0/24".into()),
+            notice: None,
+            audit: None,
+        })
         .await
         .unwrap();
 
@@ -102,6 +102,10 @@ async fn one_read_answers_each_key(db: TestDb) {
     assert_eq!(r.ip_budget.map(|b| b.failures), Some(2));
     assert!(r.seen.device);
     assert_eq!(r.seen.network, Some(true));
+    assert_eq!(
+        r.seen.recorded_at.map(|t| t.unix_timestamp()),
+        Some(now.unix_timestamp())
+    );
 
     // Another browser and network of the same account; no address at all.
     let r = store

@@ -5,7 +5,7 @@
 
 use time::{Duration, OffsetDateTime};
 use twofold_core::model::*;
-use twofold_core::ports::{AccountStore, DeviceStore, SessionStore};
+use twofold_core::ports::{AccountStore, DeviceRecord, DeviceStore, SessionStore};
 use twofold_store::SqlStore;
 use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app};
 use uuid::Uuid;
@@ -86,13 +86,13 @@ async fn session_writes_are_whole(db: TestDb) {
 
     let partial = session(account, SessionKind::Partial, now);
     let first = audit(account, "login_password_ok", now);
-    store.create_session(&partial, &first).await.unwrap();
+    store.create_session(&partial, &first, None).await.unwrap();
     assert_eq!(sessions_with(store, partial.session.id).await, 1);
     assert_eq!(audit_rows(store, first.id).await, 1);
 
     // An audit row that cannot be written (its id is taken) takes the session with it.
     let orphan = session(account, SessionKind::Partial, now);
-    assert!(store.create_session(&orphan, &first).await.is_err());
+    assert!(store.create_session(&orphan, &first, None).await.is_err());
     assert_eq!(sessions_with(store, orphan.session.id).await, 0);
 
     // Completing: the partial session goes, the full one and its audit row come.
@@ -139,7 +139,7 @@ async fn session_writes_are_whole(db: TestDb) {
     // A completion whose audit row fails leaves the partial session in place.
     let partial = session(account, SessionKind::Partial, now);
     store
-        .create_session(&partial, &audit(account, "login_password_ok", now))
+        .create_session(&partial, &audit(account, "login_password_ok", now), None)
         .await
         .unwrap();
     let full = session(account, SessionKind::Full, now);
@@ -154,90 +154,211 @@ async fn session_writes_are_whole(db: TestDb) {
 }
 both_backends!(session_writes_case, session_writes_are_whole);
 
+/// A device record for `account` as of `at`.
+fn record(
+    account: AccountId,
+    at: OffsetDateTime,
+    agent: &str,
+    hash: Option<&[u8]>,
+    network: &str,
+    audit: Option<AuditEvent>,
+) -> DeviceRecord {
+    DeviceRecord {
+        device: KnownDevice {
+            id: Uuid::new_v4(),
+            account_id: account,
+            user_agent: Some(agent.into()),
+            ip: Some("192.0.2.7".into()),
+            first_seen_at: at,
+            last_seen_at: at,
+        },
+        device_hash: hash.map(<[u8]>::to_vec),
+        network: Some(network.into()),
+        notice: None,
+        audit,
+    }
+}
+
 async fn remembered_devices_are_whole(db: TestDb) {
     let (app, account) = app_with_account(db, "devices@example.com").await;
     let store = &app.store;
     let now = OffsetDateTime::now_utc();
-    let device = |at: OffsetDateTime, agent: &str| KnownDevice {
-        id: Uuid::new_v4(),
-        account_id: account,
-        user_agent: Some(agent.into()),
-        ip: Some("192.0.2.7".into()),
-        first_seen_at: at,
-        last_seen_at: at,
-    };
     let hash = b"browser one".as_slice();
     let seen = |hash: &'static [u8], network: &'static str| async move {
         store.seen(account, hash, Some(network)).await.unwrap()
     };
-    assert!(!seen(b"browser one", "192.0.2.0/24").await.device);
+    let s = seen(b"browser one", "192.0.2.0/24").await;
+    assert!(!s.device && s.recorded_at.is_none());
 
     let remembered = audit(account, "device_remembered", now);
-    store
-        .remember_device(
-            &device(now, "first agent"),
-            Some(hash),
-            Some("192.0.2.0/24"),
-            None,
-            Some(&remembered),
-        )
-        .await
-        .unwrap();
+    let first = record(
+        account,
+        now,
+        "first agent",
+        Some(hash),
+        "192.0.2.0/24",
+        Some(remembered.clone()),
+    );
+    store.remember_device(&first).await.unwrap();
     let s = seen(b"browser one", "192.0.2.0/24").await;
     assert!(s.device && s.network == Some(true));
+    assert_eq!(s.recorded_at.map(secs), Some(secs(now)));
     assert_eq!(audit_rows(store, remembered.id).await, 1);
 
     // Seen again later: the same browser is updated, not added.
     let later = now + Duration::minutes(5);
-    store
-        .remember_device(
-            &device(later, "second agent"),
-            Some(hash),
-            Some("192.0.2.0/24"),
-            None,
-            Some(&audit(account, "device_remembered", later)),
-        )
-        .await
-        .unwrap();
+    let again = record(
+        account,
+        later,
+        "second agent",
+        Some(hash),
+        "192.0.2.0/24",
+        None,
+    );
+    store.remember_device(&again).await.unwrap();
     let devices = store.known_devices_of(account).await.unwrap();
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].user_agent.as_deref(), Some("second agent"));
-    assert_eq!(
-        devices[0].last_seen_at.unix_timestamp(),
-        later.unix_timestamp()
-    );
-    assert_eq!(
-        devices[0].first_seen_at.unix_timestamp(),
-        now.unix_timestamp()
-    );
+    assert_eq!(secs(devices[0].last_seen_at), secs(later));
+    assert_eq!(secs(devices[0].first_seen_at), secs(now));
+    let s = seen(b"browser one", "192.0.2.0/24").await;
+    assert_eq!(s.recorded_at.map(secs), Some(secs(later)));
 
     // A client without a cookie: only its network, and no audit row.
-    store
-        .remember_device(
-            &device(later, "no cookie"),
-            None,
-            Some("198.51.100.0/24"),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+    let no_cookie = record(account, later, "no cookie", None, "198.51.100.0/24", None);
+    store.remember_device(&no_cookie).await.unwrap();
     assert_eq!(seen(b"", "198.51.100.0/24").await.network, Some(true));
     assert_eq!(store.known_devices_of(account).await.unwrap().len(), 1);
+    // A known browser on a network recorded earlier: the older of the two times.
+    let s = seen(b"browser one", "198.51.100.0/24").await;
+    assert!(s.device && s.network == Some(true));
+    assert_eq!(s.recorded_at.map(secs), Some(secs(later)));
 
     // An audit row that cannot be written takes the browser and network with it.
-    let failed = store
-        .remember_device(
-            &device(later, "third agent"),
-            Some(b"browser two"),
-            Some("203.0.113.0/24"),
-            None,
-            Some(&remembered),
-        )
-        .await;
-    assert!(failed.is_err());
+    let failed = record(
+        account,
+        later,
+        "third agent",
+        Some(b"browser two"),
+        "203.0.113.0/24",
+        Some(remembered.clone()),
+    );
+    assert!(store.remember_device(&failed).await.is_err());
     let s = seen(b"browser two", "203.0.113.0/24").await;
     assert!(!s.device && s.network == Some(false));
     assert_eq!(store.known_devices_of(account).await.unwrap().len(), 1);
 }
 both_backends!(remembered_devices_case, remembered_devices_are_whole);
+
+fn secs(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// A sign-in's session and what it records about the browser are one write: either fails,
+/// neither lands (on PostgreSQL the one-statement path, on SQLite the transaction).
+async fn session_and_device_are_one_write(db: TestDb) {
+    let (app, account) = app_with_account(db, "together@example.com").await;
+    let store = &app.store;
+    let now = OffsetDateTime::now_utc();
+    let hash = b"browser together".as_slice();
+    let taken = audit(account, "login_password_ok", now);
+    store
+        .create_session(&session(account, SessionKind::Partial, now), &taken, None)
+        .await
+        .unwrap();
+
+    let device_audit = audit(account, "device_remembered", now);
+    let device = record(
+        account,
+        now,
+        "agent",
+        Some(hash),
+        "192.0.2.0/24",
+        Some(device_audit.clone()),
+    );
+    // The session's audit row fails: no browser.
+    let lost = session(account, SessionKind::Partial, now);
+    assert!(
+        store
+            .create_session(&lost, &taken, Some(&device))
+            .await
+            .is_err()
+    );
+    assert_eq!(sessions_with(store, lost.session.id).await, 0);
+    assert!(store.known_devices_of(account).await.unwrap().is_empty());
+    assert_eq!(audit_rows(store, device_audit.id).await, 0);
+    // The browser's audit row fails (its id is taken): no session, no network.
+    let clash = record(
+        account,
+        now,
+        "agent",
+        Some(hash),
+        "192.0.2.0/24",
+        Some(taken.clone()),
+    );
+    let lost = session(account, SessionKind::Partial, now);
+    let fresh = audit(account, "login_password_ok", now);
+    assert!(
+        store
+            .create_session(&lost, &fresh, Some(&clash))
+            .await
+            .is_err()
+    );
+    assert_eq!(sessions_with(store, lost.session.id).await, 0);
+    assert_eq!(audit_rows(store, fresh.id).await, 0);
+    assert_eq!(
+        store
+            .seen(account, hash, Some("192.0.2.0/24"))
+            .await
+            .unwrap(),
+        twofold_core::device::Seen {
+            device: false,
+            network: Some(false),
+            recorded_at: None
+        }
+    );
+
+    // Both whole: the session, its audit row, the browser, the network, the browser's audit.
+    let kept = session(account, SessionKind::Partial, now);
+    let ok = audit(account, "login_password_ok", now);
+    store
+        .create_session(&kept, &ok, Some(&device))
+        .await
+        .unwrap();
+    assert_eq!(sessions_with(store, kept.session.id).await, 1);
+    assert_eq!(audit_rows(store, ok.id).await, 1);
+    assert_eq!(audit_rows(store, device_audit.id).await, 1);
+    let s = store
+        .seen(account, hash, Some("192.0.2.0/24"))
+        .await
+        .unwrap();
+    assert!(s.device && s.network == Some(true));
+    // A later visit refreshes the browser without an audit row.
+    let later = now + Duration::hours(2);
+    let visit = record(
+        account,
+        later,
+        "new agent",
+        Some(hash),
+        "192.0.2.0/24",
+        None,
+    );
+    store
+        .create_session(
+            &session(account, SessionKind::Partial, later),
+            &audit(account, "login_password_ok", later),
+            Some(&visit),
+        )
+        .await
+        .unwrap();
+    let devices = store.known_devices_of(account).await.unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].user_agent.as_deref(), Some("new agent"));
+    assert_eq!(secs(devices[0].last_seen_at), secs(later));
+    let s = store
+        .seen(account, hash, Some("192.0.2.0/24"))
+        .await
+        .unwrap();
+    assert_eq!(s.recorded_at.map(secs), Some(secs(later)));
+}
+both_backends!(session_and_device_case, session_and_device_are_one_write);

@@ -214,7 +214,7 @@ pub async fn run(settings: Settings) -> Result<()> {
 
 /// Periodic work that any node may do: telling owners about abandoned second steps (every
 /// minute, so the mail goes out soon after the 10 minutes), reminding owners of the 2FA
-/// deadline, and dropping expired sessions.
+/// deadline, dropping expired sessions and codes, and forgetting stale known browsers.
 async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
     for round in 0u64.. {
         match core.notify_abandoned_second_steps().await {
@@ -259,6 +259,14 @@ async fn housekeeping(core: Arc<Core>, shutdown: CancellationToken) {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "OIDC clean-up failed"),
+            }
+        }
+        // Hourly: it ranks the browsers of accounts over the cap, a scan of an index.
+        if round % 60 == 0 {
+            match core.purge_known_devices().await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "stale known browsers forgotten"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "known browser clean-up failed"),
             }
         }
         tokio::select! {

@@ -69,9 +69,6 @@ pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
     c
 }
 
-/// Browsers keep cookies for at most 400 days; the device cookie asks for all of them.
-const DEVICE_COOKIE_AGE: Duration = Duration::days(400);
-
 /// The browser's device cookie, if it has a well-formed one.
 pub fn device_cookie(jar: &CookieJar, state: &AppState) -> Option<String> {
     jar.get(cookie_name(state, "device"))
@@ -79,17 +76,18 @@ pub fn device_cookie(jar: &CookieJar, state: &AppState) -> Option<String> {
         .filter(|v| twofold_core::token::decode_token(v).is_some())
 }
 
-/// The browser's device cookie, or a new one (added to the jar) for a browser without one.
+/// The browser's device cookie, or a new one for a browser without one; either way (re)set in
+/// the jar for as long as a browser stays known, so a browser in use keeps its cookie as long
+/// as its record.
 pub fn device_token(jar: CookieJar, state: &AppState) -> (CookieJar, String) {
-    if let Some(token) = device_cookie(&jar, state) {
-        return (jar, token);
-    }
-    let token = secrecy::ExposeSecret::expose_secret(&state.core().new_device_token()).to_owned();
+    let token = device_cookie(&jar, state).unwrap_or_else(|| {
+        secrecy::ExposeSecret::expose_secret(&state.core().new_device_token()).to_owned()
+    });
     let jar = jar.add(build_cookie(
         state,
         "device",
         token.clone(),
-        Some(DEVICE_COOKIE_AGE),
+        Some(twofold_core::device::KNOWN_DEVICE_LIFETIME),
     ));
     (jar, token)
 }

@@ -11,7 +11,7 @@ use crate::factor::otp_code;
 use crate::mail;
 use crate::model::*;
 use crate::phone::mask_email;
-use crate::ports::SignInNotice;
+use crate::ports::{DeviceRecord, SignInNotice};
 use crate::token::{TokenPurpose, decode_token, token_bytes};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -20,6 +20,27 @@ use uuid::Uuid;
 
 /// How long the "this wasn't me" link in a new-device mail works.
 const REPORT_LINK_TTL: Duration = Duration::days(7);
+
+/// A known browser's and network's records are refreshed by a sign-in at most this often, so
+/// their "last seen" (shown to the owner, and what they expire by) stays right to the hour
+/// without a write for every sign-in.
+const VISIT_PRECISION: Duration = Duration::hours(1);
+
+/// What a correct password from this browser and network leads to.
+pub(super) enum DeviceGate {
+    /// An emailed code first.
+    Confirm(LoginOutcome),
+    /// On to the second step; the session records this with it.
+    Pass(Option<Box<DeviceRecord>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    /// A browser or network new to the account.
+    First { announce: bool },
+    /// Both known already.
+    Again,
+}
 
 /// This sign-in's browser and network, as the store knows them.
 pub(super) struct Sighting {
@@ -75,40 +96,49 @@ impl Core {
         })
     }
 
-    /// After a correct password: `Some` when this browser or network must be confirmed by
-    /// email first; otherwise records what is new (announcing a new browser) and lets the
-    /// login go on. `s` was read with the account, before the hash.
+    /// After a correct password: `Confirm` when this browser or network must be confirmed by
+    /// email first; otherwise `Pass` with what the session must record (a new browser, to be
+    /// announced, or a known one's visit). `s` was read with the account, before the hash.
     pub(super) async fn device_gate(
         &self,
         account: &Account,
         s: Sighting,
         meta: &RequestMeta,
-    ) -> Result<Option<LoginOutcome>, CoreError> {
+    ) -> Result<DeviceGate, CoreError> {
         let settings = &self.settings.devices;
         if let Some(reason) = device::verification_needed(settings, account.ip_verification, s.seen)
         {
             let (token, session) = self
-                .start_session(account, SessionKind::Device, vec!["pwd".into()], meta)
+                .start_session(account, SessionKind::Device, vec!["pwd".into()], meta, None)
                 .await?;
             self.send_device_code(account, session.id, &s, reason, false, meta)
                 .await?;
-            return Ok(Some(LoginOutcome::DeviceVerificationRequired {
-                token,
-                hint: mask_email(&account.email),
-            }));
+            return Ok(DeviceGate::Confirm(
+                LoginOutcome::DeviceVerificationRequired {
+                    token,
+                    hint: mask_email(&account.email),
+                },
+            ));
         }
-        if !s.seen.device || s.seen.network == Some(false) {
-            let announce = !s.seen.device && settings.notify;
-            self.record_device(
-                account,
-                &s.device_hash,
-                s.network.as_deref(),
-                announce,
-                meta,
-            )
-            .await?;
+        let new_device = !s.device_hash.is_empty() && !s.seen.device;
+        let visit = if new_device || s.seen.network == Some(false) {
+            Visit::First {
+                announce: new_device && settings.notify,
+            }
+        } else {
+            Visit::Again
+        };
+        let stale = s
+            .seen
+            .recorded_at
+            .is_none_or(|at| at <= self.clock.now() - VISIT_PRECISION);
+        let known = s.seen.device || s.seen.network == Some(true);
+        if visit == Visit::Again && !(known && stale) {
+            return Ok(DeviceGate::Pass(None));
         }
-        Ok(None)
+        let record =
+            self.device_record(account, &s.device_hash, s.network.as_deref(), visit, meta)?;
+        Ok(DeviceGate::Pass(Some(Box::new(record))))
     }
 
     async fn send_device_code(
@@ -168,16 +198,16 @@ impl Core {
         Ok(())
     }
 
-    /// Marks the browser and network known; `announce` mails the owner with a "this wasn't
-    /// me" link.
-    async fn record_device(
+    /// What a sign-in records about its browser and network; a first visit's `announce` mails
+    /// the owner with a "this wasn't me" link.
+    fn device_record(
         &self,
         account: &Account,
         device_hash: &[u8],
         network: Option<&str>,
-        announce: bool,
+        visit: Visit,
         meta: &RequestMeta,
-    ) -> Result<(), CoreError> {
+    ) -> Result<DeviceRecord, CoreError> {
         let now = self.clock.now();
         let known = KnownDevice {
             id: self.new_id(),
@@ -187,6 +217,7 @@ impl Core {
             first_seen_at: now,
             last_seen_at: now,
         };
+        let announce = visit == Visit::First { announce: true };
         let notice = if announce && !device_hash.is_empty() {
             let token = self.new_secret();
             Some(SignInNotice {
@@ -219,7 +250,8 @@ impl Core {
             None
         };
         // An empty hash means the client keeps no cookie: only its network can become known.
-        let audit = (!device_hash.is_empty()).then(|| {
+        // A visit of what is known already is routine and not audited.
+        let audit = (!device_hash.is_empty() && visit != Visit::Again).then(|| {
             self.audit(
                 "device_remembered",
                 Some(account.id),
@@ -227,14 +259,13 @@ impl Core {
                 json!({ "device_id": known.id, "network": network, "announced": notice.is_some() }),
             )
         });
-        let hash = (!device_hash.is_empty()).then_some(device_hash);
-        self.store
-            .remember_device(&known, hash, network, notice.as_ref(), audit.as_ref())
-            .await?;
-        if notice.is_some() {
-            self.outbox_wakeup.notify_one();
-        }
-        Ok(())
+        Ok(DeviceRecord {
+            device: known,
+            device_hash: (!device_hash.is_empty()).then(|| device_hash.to_vec()),
+            network: network.map(str::to_owned),
+            notice,
+            audit,
+        })
     }
 
     /// Links in mail prove the mailbox as well as a code does: the browser that opens one
@@ -252,8 +283,10 @@ impl Core {
         if s.device_hash.is_empty() || (s.seen.device && s.seen.network != Some(false)) {
             return Ok(());
         }
-        self.record_device(&account, &s.device_hash, s.network.as_deref(), false, meta)
-            .await
+        let first = Visit::First { announce: false };
+        let record =
+            self.device_record(&account, &s.device_hash, s.network.as_deref(), first, meta)?;
+        Ok(self.store.remember_device(&record).await?)
     }
 
     /// A device-verification session (password accepted from an unknown browser or network).
@@ -330,15 +363,16 @@ impl Core {
             return Err(CoreError::WrongCode);
         };
         self.store.clear_attempts(&key).await?;
-        let announce = challenge.reason == Unfamiliar::Device && self.settings.devices.notify;
-        self.record_device(
+        let first = Visit::First {
+            announce: challenge.reason == Unfamiliar::Device && self.settings.devices.notify,
+        };
+        let record = self.device_record(
             account,
             &challenge.device_hash,
             challenge.network.as_deref(),
-            announce,
+            first,
             meta,
-        )
-        .await?;
+        )?;
         let audit = self.audit(
             "device_verified",
             Some(account.id),
@@ -348,7 +382,8 @@ impl Core {
         self.store
             .delete_session(account.id, ctx.session.id, &audit)
             .await?;
-        self.after_password(account, trusted_browser, meta).await
+        self.after_password(account, trusted_browser, meta, Some(record))
+            .await
     }
 
     /// "Send a new code" on the device-verification page (after the resend cooldown).
@@ -369,6 +404,7 @@ impl Core {
             seen: Seen {
                 device: false,
                 network: None,
+                recorded_at: None,
             },
         };
         self.send_device_code(&ctx.account, ctx.session.id, &s, c.reason, true, meta)
@@ -470,6 +506,18 @@ impl Core {
         Ok(self
             .store
             .set_ip_verification(account.id, on, &audit)
+            .await?)
+    }
+
+    /// Housekeeping: forgets browsers and networks not seen for [`device::KNOWN_DEVICE_LIFETIME`]
+    /// (a day later, as a record's time may trail its cookie's renewal by the hour of
+    /// [`VISIT_PRECISION`]), and all but each account's [`device::KNOWN_PER_ACCOUNT`] most
+    /// recent ones. A forgotten browser is a new one at its next sign-in.
+    pub async fn purge_known_devices(&self) -> Result<u64, CoreError> {
+        let before = self.clock.now() - device::KNOWN_DEVICE_LIFETIME - Duration::days(1);
+        Ok(self
+            .store
+            .purge_known_devices(before, device::KNOWN_PER_ACCOUNT)
             .await?)
     }
 

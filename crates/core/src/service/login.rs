@@ -1,10 +1,10 @@
 use super::Core;
-use super::devices::Sighting;
+use super::devices::{DeviceGate, Sighting};
 use crate::email::Email;
 use crate::error::CoreError;
 use crate::model::{Account, NewSession, RequestMeta, Session, SessionKind};
 use crate::password::Verified;
-use crate::ports::LoginLookup;
+use crate::ports::{DeviceRecord, LoginLookup};
 use crate::token::{TokenPurpose, token_bytes};
 use secrecy::SecretString;
 use serde_json::json;
@@ -168,19 +168,24 @@ impl Core {
             network,
             seen: records.seen,
         };
-        if let Some(outcome) = self.device_gate(&account, sighting, meta).await? {
-            return Ok(outcome);
+        match self.device_gate(&account, sighting, meta).await? {
+            DeviceGate::Confirm(outcome) => Ok(outcome),
+            DeviceGate::Pass(device) => {
+                self.after_password(&account, trusted_browser, meta, device.map(|d| *d))
+                    .await
+            }
         }
-        self.after_password(&account, trusted_browser, meta).await
     }
 
     /// What follows a correct password from a known browser and network: the second step,
-    /// forced enrollment, a remembered browser's shortcut, or a full session.
+    /// forced enrollment, a remembered browser's shortcut, or a full session. Whichever
+    /// session it is records `device` with it.
     pub(super) async fn after_password(
         &self,
         account: &Account,
         trusted_browser: Option<&str>,
         meta: &RequestMeta,
+        device: Option<DeviceRecord>,
     ) -> Result<LoginOutcome, CoreError> {
         // Operators the policy holds to keys: only a key counts, and nothing skips it.
         let keys_only = self.keys_only(account).await?;
@@ -197,7 +202,13 @@ impl Core {
             {
                 // No remembered browser skips this: it has no second factor to skip.
                 let (token, _) = self
-                    .start_session(account, SessionKind::Enrollment, vec!["pwd".into()], meta)
+                    .start_session(
+                        account,
+                        SessionKind::Enrollment,
+                        vec!["pwd".into()],
+                        meta,
+                        device,
+                    )
                     .await?;
                 return Ok(LoginOutcome::EnrollmentRequired {
                     token,
@@ -212,7 +223,7 @@ impl Core {
             // A remembered browser skips the second factor; the session says only `pwd`, so
             // sensitive changes still ask for a fresh second factor.
             let (token, session) = self
-                .start_session(account, SessionKind::Full, vec!["pwd".into()], meta)
+                .start_session(account, SessionKind::Full, vec!["pwd".into()], meta, device)
                 .await?;
             return Ok(LoginOutcome::SignedIn {
                 token,
@@ -221,12 +232,18 @@ impl Core {
         }
         if !methods.is_empty() {
             let (token, _) = self
-                .start_session(account, SessionKind::Partial, vec!["pwd".into()], meta)
+                .start_session(
+                    account,
+                    SessionKind::Partial,
+                    vec!["pwd".into()],
+                    meta,
+                    device,
+                )
                 .await?;
             return Ok(LoginOutcome::SecondFactorRequired { token, methods });
         }
         let (token, session) = self
-            .start_session(account, SessionKind::Full, vec!["pwd".into()], meta)
+            .start_session(account, SessionKind::Full, vec!["pwd".into()], meta, device)
             .await?;
         Ok(LoginOutcome::SignedIn {
             token,
@@ -279,6 +296,7 @@ impl Core {
         kind: SessionKind,
         amr: Vec<String>,
         meta: &RequestMeta,
+        device: Option<DeviceRecord>,
     ) -> Result<(SecretString, Session), CoreError> {
         // Every way to a session passes here: a locked account gets none.
         if account.is_locked() {
@@ -297,7 +315,12 @@ impl Core {
             meta,
             json!({ "session_id": record.session.id, "amr": record.session.amr }),
         );
-        self.store.create_session(&record, &audit).await?;
+        self.store
+            .create_session(&record, &audit, device.as_ref())
+            .await?;
+        if device.is_some_and(|d| d.notice.is_some()) {
+            self.outbox_wakeup.notify_one();
+        }
         Ok((token, record.session))
     }
 }

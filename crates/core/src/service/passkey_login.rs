@@ -85,7 +85,7 @@ impl Core {
         let mut amr =
             crate::factor::webauthn::amr(result.backup_eligible(), result.user_verified());
         amr.push("mfa".into());
-        self.start_session(&account, SessionKind::Full, amr, meta)
+        self.start_session(&account, SessionKind::Full, amr, meta, None)
             .await
     }
 }
