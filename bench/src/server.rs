@@ -72,8 +72,9 @@ impl Server {
             "TWOFOLD_LOG",
             std::env::var("TWOFOLD_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
         )
-        // The load generator's logins come from one cookie-less client, which would be a new
-        // device at every sign-in; it measures returning users on known devices instead.
+        // The load generator's logins come from one cookie-less client, a new browser at every
+        // sign-in: without these it would measure the emailed device code. Each sign-in still
+        // records its browser, in the write of its session, as a first sign-in does.
         .env("TWOFOLD_DEVICES__VERIFY", "false")
         .env("TWOFOLD_DEVICES__NOTIFY", "false")
         .stdout(Stdio::from(log_file.try_clone()?))
