@@ -138,6 +138,83 @@ for (const backend of backends()) {
 }
 
 for (const backend of backends()) {
+  describe(`a passkey sign-in and known devices (${backend})`, () => {
+    let server;
+    let browser;
+    let pages = [];
+
+    before(async () => {
+      server = await startServer(backend, {
+        localhost: true,
+        env: { TWOFOLD_DEVICES__VERIFY: 'true', TWOFOLD_DEVICES__NOTIFY: 'true' },
+      });
+      browser = await launch();
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+    afterEach(async (t) => {
+      if (!t.passed) await saveFailureArtifacts(`passkey-devices-${backend}`, t, pages, server?.log);
+      for (const p of pages) await p.context().close().catch(() => {});
+      pages = [];
+    });
+
+    async function newPage() {
+      const page = await (await browser.newContext()).newPage();
+      pages.push(page);
+      return page;
+    }
+
+    it('a new browser signing in with a passkey needs no emailed code, becomes known and is announced', async () => {
+      const email = `passkey-device-${Date.now()}@example.com`;
+      await flows.createVerifiedAccount(server, email);
+      const first = await newPage();
+      await first.goto(`${server.baseUrl}/login`);
+      const one = await addVirtualAuthenticator(first, 'internal');
+      let skip = server.mailCount(email);
+      await flows.signIn(server, first, email);
+      await first.waitForURL(/\/login\/device$/);
+      const code = (await server.waitForMail(email, /^ {4}(\d{6})$/m, { skip })).trim();
+      await first.getByLabel('Code from the email').fill(code);
+      await first.getByRole('button', { name: 'Continue' }).click();
+      await first.waitForURL(/\/account$/);
+      await first.goto(`${server.baseUrl}/account/security`);
+      await first.getByRole('button', { name: /Add a passkey/ }).click();
+      await first.getByRole('heading', { name: 'Your backup codes' }).waitFor();
+      await first.getByRole('link', { name: 'I have saved my codes' }).click();
+      const { credentials } = await one.cdp.send('WebAuthn.getCredentials', { authenticatorId: one.authenticatorId });
+
+      // The same passkey in another browser (synchronised, as passkeys are).
+      const second = await newPage();
+      await second.goto(`${server.baseUrl}/password-reset`);
+      const two = await addVirtualAuthenticator(second, 'internal');
+      await two.cdp.send('WebAuthn.addCredential', { authenticatorId: two.authenticatorId, credential: credentials[0] });
+      skip = server.mailCount(email);
+      await second.goto(`${server.baseUrl}/login`);
+      const autofilled = await second.waitForURL(/\/account$/, { timeout: 3_000 }).then(() => true, () => false);
+      if (!autofilled) {
+        await second.getByRole('button', { name: 'Sign in with a passkey' }).click({ timeout: 5_000 }).catch(() => {});
+      }
+      await second.waitForURL(/\/account$/, { timeout: 15_000 });
+      const report = /http:\/\/localhost:\d+\/login\/report\?token=[A-Za-z0-9_-]+/;
+      assert.ok(await server.waitForMail(email, report, { skip }), 'the owner is told of the new browser');
+      await second.goto(`${server.baseUrl}/account/security`);
+      await second.getByRole('heading', { name: 'Known devices' }).waitFor();
+      assert.equal(await second.getByRole('button', { name: /^Forget device / }).count(), 2);
+
+      // Known now: its password goes straight to the second step, no emailed code (the
+      // authenticator goes first, or the sign-in page would use the passkey again).
+      await second.getByRole('button', { name: 'Sign out', exact: true }).first().click();
+      await second.waitForURL(/\/login/);
+      await two.cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId: two.authenticatorId });
+      await flows.signIn(server, second, email);
+      await second.waitForURL(/\/login\/second-factor$/);
+    });
+  });
+}
+
+for (const backend of backends()) {
   describe(`security keys through the verification API (${backend})`, () => {
     let server;
     let browser;

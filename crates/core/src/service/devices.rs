@@ -120,10 +120,22 @@ impl Core {
                 },
             ));
         }
+        Ok(DeviceGate::Pass(self.device_visit(account, &s, meta)?))
+    }
+
+    /// What a sign-in let through records about its browser and network: a first visit (a
+    /// new browser is announced), a known one's visit when its record is over
+    /// [`VISIT_PRECISION`] old, or nothing.
+    fn device_visit(
+        &self,
+        account: &Account,
+        s: &Sighting,
+        meta: &RequestMeta,
+    ) -> Result<Option<Box<DeviceRecord>>, CoreError> {
         let new_device = !s.device_hash.is_empty() && !s.seen.device;
         let visit = if new_device || s.seen.network == Some(false) {
             Visit::First {
-                announce: new_device && settings.notify,
+                announce: new_device && self.settings.devices.notify,
             }
         } else {
             Visit::Again
@@ -134,11 +146,24 @@ impl Core {
             .is_none_or(|at| at <= self.clock.now() - VISIT_PRECISION);
         let known = s.seen.device || s.seen.network == Some(true);
         if visit == Visit::Again && !(known && stale) {
-            return Ok(DeviceGate::Pass(None));
+            return Ok(None);
         }
         let record =
             self.device_record(account, &s.device_hash, s.network.as_deref(), visit, meta)?;
-        Ok(DeviceGate::Pass(Some(Box::new(record))))
+        Ok(Some(Box::new(record)))
+    }
+
+    /// A passkey sign-in needs no emailed code from a new browser or network (the passkey
+    /// proves more than the mailbox does), but records the visit like any other sign-in: a
+    /// new browser becomes known and is announced, a known one's "last seen" moves on.
+    pub(super) async fn passkey_visit(
+        &self,
+        account: &Account,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Option<Box<DeviceRecord>>, CoreError> {
+        let s = self.sighting(account, device, meta).await?;
+        self.device_visit(account, &s, meta)
     }
 
     async fn send_device_code(

@@ -26,11 +26,13 @@ impl Core {
     }
 
     /// A passkey with user verification is two factors in one (possession and PIN or
-    /// biometrics), and phishing-resistant: a full session with `amr` hwk/swk + user + mfa.
+    /// biometrics), and phishing-resistant: a full session with `amr` hwk/swk + user + mfa,
+    /// recording this browser's visit (`device`: its device cookie) with it.
     pub async fn passkey_finish(
         &self,
         ceremony: Uuid,
         response: serde_json::Value,
+        device: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<(SecretString, Session), CoreError> {
         let state = self.take(ceremony, "passkey", None, None).await?;
@@ -85,7 +87,8 @@ impl Core {
         let mut amr =
             crate::factor::webauthn::amr(result.backup_eligible(), result.user_verified());
         amr.push("mfa".into());
-        self.start_session(&account, SessionKind::Full, amr, meta, None)
+        let visit = self.passkey_visit(&account, device, meta).await?;
+        self.start_session(&account, SessionKind::Full, amr, meta, visit.map(|d| *d))
             .await
     }
 }

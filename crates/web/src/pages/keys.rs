@@ -232,11 +232,17 @@ pub async fn passkey_finish(
     let bound = jar
         .get(cookie_name(&state, "passkey"))
         .is_some_and(|c| c.value() == form.ceremony);
+    let (jar, device) = crate::session::device_token(jar, &state);
     let result = match parse(&form) {
         Ok(_) if !bound => Err(CoreError::KeyRejected(
             "This sign-in was started in another browser. Try again.",
         )),
-        Ok((id, credential)) => state.core().passkey_finish(id, credential, &meta).await,
+        Ok((id, credential)) => {
+            state
+                .core()
+                .passkey_finish(id, credential, Some(&device), &meta)
+                .await
+        }
         Err(e) => Err(e),
     };
     match result {
