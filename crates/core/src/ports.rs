@@ -148,12 +148,7 @@ pub trait SessionStore: Send + Sync {
     async fn record_session_factor_failure(&self, id: SessionId) -> StoreResult<u32>;
     /// Replaces a partial session by a full one, atomically: `false` if the partial session
     /// was already used or removed.
-    async fn complete_partial_session(
-        &self,
-        partial: SessionId,
-        full: &NewSession,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool>;
+    async fn complete_partial_session(&self, swap: &SessionSwap) -> StoreResult<bool>;
     /// A second factor proven in a full session: when, and the session's `amr` with it.
     async fn mark_step_up(
         &self,
@@ -208,6 +203,19 @@ pub trait FactorStore: Send + Sync {
         audit: Option<&AuditEvent>,
         guard: &crate::throttle::BudgetGuard,
     ) -> StoreResult<bool>;
+    /// [`FactorStore::consume_totp_step`] for a login's second step: the step is consumed and,
+    /// in the same commit, `swap`'s partial session gives way to its full session. `None`: not
+    /// consumed (used, or the budget spent). `Some(false)`: consumed, but the partial session
+    /// was already gone (used, voided or expired away), so no session was made.
+    async fn sign_in_with_totp_step(
+        &self,
+        id: Uuid,
+        step: i64,
+        drift: i64,
+        now: OffsetDateTime,
+        guard: &crate::throttle::BudgetGuard,
+        swap: &SessionSwap,
+    ) -> StoreResult<Option<bool>>;
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool>;
     /// Deletes a factor; with `and_backup_codes` (the last factor) the codes go too.
     async fn delete_factor(
@@ -382,6 +390,15 @@ pub trait TrustedBrowserStore: Send + Sync {
 pub struct SignInNotice {
     pub report_token: NewToken,
     pub mail: NewOutboxItem,
+}
+
+/// A completed second step: the partial session `partial` gives way to `full`, recorded by
+/// `audit`.
+#[derive(Debug, Clone)]
+pub struct SessionSwap {
+    pub partial: SessionId,
+    pub full: NewSession,
+    pub audit: AuditEvent,
 }
 
 /// What a sign-in tells the store about its browser and network: a new one to remember, or a

@@ -333,6 +333,60 @@ pub(crate) fn audit_json(audit: &AuditEvent) -> Value {
     })
 }
 
+/// A claim as an element of the JSON array the claim statements take.
+pub(crate) fn claim_json(c: &StepClaim) -> Value {
+    let mut v = GuardColumns::new(&c.guard, c.now).json();
+    v["id"] = json!(c.id.to_string());
+    v["step"] = json!(c.step);
+    v["drift"] = json!(c.drift);
+    v["audit"] = c.audit.as_ref().map(audit_json).unwrap_or(Value::Null);
+    v
+}
+
+/// PostgreSQL's claims `c` from the JSON array in parameter `$n`, and `consumed`: the
+/// conditional UPDATE of their factors, returning each consumed factor's id and audit.
+pub(crate) fn pg_consumed(n: usize) -> String {
+    format!(
+        "c AS (
+             SELECT * FROM json_to_recordset(${n}::json) AS x(
+                 id text, step bigint, drift bigint, now bigint, budget_key text, free bigint,
+                 base_delay bigint, max_delay bigint, window_start bigint, audit json)
+         ), consumed AS (
+             UPDATE factors f SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
+                    drift_matches = f.drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END
+             FROM c
+             WHERE f.id = c.id AND f.status = 'active' AND f.last_step < c.step
+               AND {}
+             RETURNING f.id, c.audit
+         )",
+        budget_open(Backend::Postgres)
+    )
+}
+
+/// SQLite's claim statement over the JSON array in `$1`, returning each consumed factor's id.
+/// SQLite has no data-modifying CTE: the audit row rides along in `pending_audit` and the
+/// trigger `factors_step_audit` writes it inside this statement.
+pub(crate) fn sqlite_claim() -> String {
+    format!(
+        "UPDATE factors SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
+                drift_matches = drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END,
+                pending_audit = c.audit
+         FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.step') AS step,
+                      json_extract(value, '$.drift') AS drift, json_extract(value, '$.now') AS now,
+                      json_extract(value, '$.budget_key') AS budget_key,
+                      json_extract(value, '$.free') AS free,
+                      json_extract(value, '$.base_delay') AS base_delay,
+                      json_extract(value, '$.max_delay') AS max_delay,
+                      json_extract(value, '$.window_start') AS window_start,
+                      json(json_extract(value, '$.audit')) AS audit
+               FROM json_each($1)) AS c
+         WHERE factors.id = c.id AND factors.status = 'active' AND factors.last_step < c.step
+           AND {}
+         RETURNING factors.id AS id",
+        budget_open(Backend::Sqlite)
+    )
+}
+
 async fn claim_steps(
     conn: &mut Conn,
     backend: Backend,
@@ -354,59 +408,18 @@ async fn claim_steps(
     let mut claimed: Vec<usize> = winner.values().copied().collect();
     // In id order, so groups from two nodes lock shared rows in the same order.
     claimed.sort_by_key(|&i| batch[i].id);
-    let input: Vec<Value> = claimed
-        .iter()
-        .map(|&i| {
-            let c = &batch[i];
-            let mut v = GuardColumns::new(&c.guard, c.now).json();
-            v["id"] = json!(c.id.to_string());
-            v["step"] = json!(c.step);
-            v["drift"] = json!(c.drift);
-            v["audit"] = c.audit.as_ref().map(audit_json).unwrap_or(Value::Null);
-            v
-        })
-        .collect();
+    let input: Vec<Value> = claimed.iter().map(|&i| claim_json(&batch[i])).collect();
     let sql = match backend {
-        // SQLite has no data-modifying CTE: the audit row rides along in `pending_audit` and
-        // the trigger `factors_step_audit` writes it inside this statement.
-        Backend::Sqlite => format!(
-            "UPDATE factors SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
-                    drift_matches = drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END,
-                    pending_audit = c.audit
-             FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.step') AS step,
-                          json_extract(value, '$.drift') AS drift, json_extract(value, '$.now') AS now,
-                          json_extract(value, '$.budget_key') AS budget_key,
-                          json_extract(value, '$.free') AS free,
-                          json_extract(value, '$.base_delay') AS base_delay,
-                          json_extract(value, '$.max_delay') AS max_delay,
-                          json_extract(value, '$.window_start') AS window_start,
-                          json(json_extract(value, '$.audit')) AS audit
-                   FROM json_each($1)) AS c
-             WHERE factors.id = c.id AND factors.status = 'active' AND factors.last_step < c.step
-               AND {}
-             RETURNING factors.id AS id",
-            budget_open(backend)
-        ),
+        Backend::Sqlite => sqlite_claim(),
         Backend::Postgres => format!(
-            "WITH c AS (
-                 SELECT * FROM json_to_recordset($1::json) AS x(
-                     id text, step bigint, drift bigint, now bigint, budget_key text, free bigint,
-                     base_delay bigint, max_delay bigint, window_start bigint, audit json)
-             ), consumed AS (
-                 UPDATE factors f SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
-                        drift_matches = f.drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END
-                 FROM c
-                 WHERE f.id = c.id AND f.status = 'active' AND f.last_step < c.step
-                   AND {}
-                 RETURNING f.id, c.audit
-             ), audited AS (
+            "WITH {}, audited AS (
                  INSERT INTO {audit_table}
                  SELECT audit->>'id', (audit->>'at')::bigint, audit->>'account_id', audit->>'event',
                         audit->>'ip', audit->>'user_agent', audit->>'detail'
                  FROM consumed WHERE audit IS NOT NULL AND json_typeof(audit) = 'object'
              )
              SELECT id FROM consumed",
-            budget_open(backend),
+            pg_consumed(1),
             audit_table = audit_insert!(),
         ),
     };

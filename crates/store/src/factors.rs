@@ -9,7 +9,7 @@ use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 use twofold_core::factor::totp::{Algorithm, TotpParams};
 use twofold_core::model::*;
-use twofold_core::ports::{FactorStore, StoreError, StoreResult};
+use twofold_core::ports::{FactorStore, SessionSwap, StoreError, StoreResult};
 use twofold_core::throttle::BudgetGuard;
 use uuid::Uuid;
 
@@ -183,6 +183,28 @@ impl FactorStore for SqlStore {
                 audit: audit.cloned(),
             })
             .await
+    }
+
+    async fn sign_in_with_totp_step(
+        &self,
+        id: Uuid,
+        step: i64,
+        drift: i64,
+        now: OffsetDateTime,
+        guard: &BudgetGuard,
+        swap: &SessionSwap,
+    ) -> StoreResult<Option<bool>> {
+        // Not grouped: a sign-in is rare next to code checks, and its swap needs a commit of
+        // its own anyway.
+        let claim = StepClaim {
+            id,
+            step,
+            drift,
+            now,
+            guard: guard.clone(),
+            audit: None,
+        };
+        crate::sessions::sign_in_with_step(self, &claim, swap).await
     }
 
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool> {

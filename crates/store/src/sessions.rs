@@ -2,15 +2,18 @@ use crate::Backend;
 use crate::SqlStore;
 use crate::accounts::account_from_row;
 use crate::audit::{AnyQuery, audit_insert, bind_audit, insert_audit};
+use crate::code_checks::{StepClaim, claim_json, pg_consumed, sqlite_claim};
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::devices::{bind_device, pg_device_tail, write_device};
 use crate::effects::apply_effects;
 use async_trait::async_trait;
+use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 use twofold_core::model::*;
-use twofold_core::ports::{DeviceRecord, SessionStore, StoreError, StoreResult};
+use twofold_core::ports::{DeviceRecord, SessionStore, SessionSwap, StoreError, StoreResult};
 
 fn session_from_row(row: &AnyRow) -> StoreResult<Session> {
     let amr: String = get(row, "amr")?;
@@ -109,19 +112,80 @@ const PG_CREATE_SESSION_WITH_DEVICE: &str = concat!(
     pg_device_tail!()
 );
 
-/// Replaces partial session $1 with a full one ($2-$14) and its audit row ($15-$21), and
-/// writes neither when the partial one is gone already; answers how many it removed.
+/// The writes of a completed second step after `gone` (the partial session $1, deleted): the
+/// full session ($2-$14) and its audit row ($15-$21), neither when `gone` is empty.
+macro_rules! pg_swap_writes {
+    () => {
+        concat!(
+            "s AS (INSERT INTO ",
+            session_insert!(),
+            " SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+               WHERE EXISTS (SELECT 1 FROM gone)), \
+             a AS (INSERT INTO ",
+            audit_insert!(),
+            " SELECT $15, $16, $17, $18, $19, $20, $21 WHERE EXISTS (SELECT 1 FROM gone)) "
+        )
+    };
+}
+
+/// Replaces partial session $1 with a full one and its audit row, and writes neither when the
+/// partial one is gone already; answers how many it removed.
 const PG_COMPLETE_PARTIAL: &str = concat!(
-    "WITH gone AS (DELETE FROM sessions WHERE id = $1 AND kind <> 'full' RETURNING id), \
-     s AS (INSERT INTO ",
-    session_insert!(),
-    " SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-       WHERE EXISTS (SELECT 1 FROM gone)), \
-     a AS (INSERT INTO ",
-    audit_insert!(),
-    " SELECT $15, $16, $17, $18, $19, $20, $21 WHERE EXISTS (SELECT 1 FROM gone)) \
-     SELECT COUNT(*) AS gone FROM gone"
+    "WITH gone AS (DELETE FROM sessions WHERE id = $1 AND kind <> 'full' RETURNING id), ",
+    pg_swap_writes!(),
+    "SELECT COUNT(*) AS gone FROM gone"
 );
+
+/// [`PG_COMPLETE_PARTIAL`] that first consumes a TOTP step (the claim in $22), and swaps only
+/// if it did. The step stays consumed when the partial session is gone.
+static PG_SIGN_IN_WITH_STEP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {}, \
+         gone AS (DELETE FROM sessions WHERE id = $1 AND kind <> 'full' \
+                  AND EXISTS (SELECT 1 FROM consumed) RETURNING id), {}\
+         SELECT (SELECT COUNT(*) FROM consumed) AS consumed, (SELECT COUNT(*) FROM gone) AS gone",
+        pg_consumed(22),
+        pg_swap_writes!(),
+    )
+});
+
+/// A login's second step with a TOTP code: the step `claim` and the session swap in one
+/// commit (see [`twofold_core::ports::FactorStore::sign_in_with_totp_step`]).
+pub(crate) async fn sign_in_with_step(
+    store: &SqlStore,
+    claim: &StepClaim,
+    swap: &SessionSwap,
+) -> StoreResult<Option<bool>> {
+    let input = Value::Array(vec![claim_json(claim)]).to_string();
+    if store.backend == Backend::Postgres {
+        let q = sqlx::query(sqlx::AssertSqlSafe(PG_SIGN_IN_WITH_STEP.as_str()))
+            .bind(swap.partial.to_string());
+        let row = bind_audit(bind_session(q, &swap.full)?, &swap.audit)
+            .bind(input)
+            .fetch_one(&store.pool)
+            .await
+            .map_err(db_error)?;
+        let (consumed, gone): (i64, i64) = (get(&row, "consumed")?, get(&row, "gone")?);
+        return Ok((consumed == 1).then_some(gone == 1));
+    }
+    let mut tx = store.pool.begin().await.map_err(db_error)?;
+    let consumed = sqlx::query(sqlx::AssertSqlSafe(sqlite_claim()))
+        .bind(input)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    if consumed.is_none() {
+        return Ok(None);
+    }
+    // Gone already: the step stays used, as it would have been before the swap was tried.
+    let swapped = delete_partial(&mut tx, swap.partial).await?;
+    if swapped {
+        insert_session(&mut tx, &swap.full).await?;
+        insert_audit(&mut *tx, &swap.audit).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(Some(swapped))
+}
 
 /// Removes a session that is not signed in yet (second step, forced enrollment); `false` if it
 /// was already gone (used, voided or expired away).
@@ -259,12 +323,8 @@ impl SessionStore for SqlStore {
             .unwrap_or(u32::MAX))
     }
 
-    async fn complete_partial_session(
-        &self,
-        partial: SessionId,
-        full: &NewSession,
-        audit: &AuditEvent,
-    ) -> StoreResult<bool> {
+    async fn complete_partial_session(&self, swap: &SessionSwap) -> StoreResult<bool> {
+        let (partial, full, audit) = (swap.partial, &swap.full, &swap.audit);
         if self.backend == Backend::Postgres {
             let q = sqlx::query(PG_COMPLETE_PARTIAL).bind(partial.to_string());
             let gone: i64 = bind_audit(bind_session(q, full)?, audit)

@@ -4,8 +4,12 @@
 //! gone already is not completed.
 
 use time::{Duration, OffsetDateTime};
+use twofold_core::Clock;
 use twofold_core::model::*;
-use twofold_core::ports::{AccountStore, DeviceRecord, DeviceStore, SessionStore};
+use twofold_core::ports::{
+    AccountStore, DeviceRecord, DeviceStore, FactorStore, SessionStore, SessionSwap,
+};
+use twofold_core::throttle::{Budget, BudgetGuard};
 use twofold_store::SqlStore;
 use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app};
 use uuid::Uuid;
@@ -42,6 +46,14 @@ fn audit(account: AccountId, event: &'static str, now: OffsetDateTime) -> AuditE
         ip: Some("192.0.2.7".into()),
         user_agent: None,
         detail: serde_json::json!({ "n": 1 }),
+    }
+}
+
+fn swap(partial: SessionId, full: &NewSession, audit: &AuditEvent) -> SessionSwap {
+    SessionSwap {
+        partial,
+        full: full.clone(),
+        audit: audit.clone(),
     }
 }
 
@@ -100,7 +112,7 @@ async fn session_writes_are_whole(db: TestDb) {
     let done = audit(account, "login_ok", now);
     assert!(
         store
-            .complete_partial_session(partial.session.id, &full, &done)
+            .complete_partial_session(&swap(partial.session.id, &full, &done))
             .await
             .unwrap()
     );
@@ -127,7 +139,7 @@ async fn session_writes_are_whole(db: TestDb) {
         let again_audit = audit(account, "login_ok", now);
         assert!(
             !store
-                .complete_partial_session(gone, &again, &again_audit)
+                .complete_partial_session(&swap(gone, &again, &again_audit))
                 .await
                 .unwrap()
         );
@@ -145,7 +157,7 @@ async fn session_writes_are_whole(db: TestDb) {
     let full = session(account, SessionKind::Full, now);
     assert!(
         store
-            .complete_partial_session(partial.session.id, &full, &done)
+            .complete_partial_session(&swap(partial.session.id, &full, &done))
             .await
             .is_err()
     );
@@ -153,6 +165,144 @@ async fn session_writes_are_whole(db: TestDb) {
     assert_eq!(sessions_with(store, full.session.id).await, 0);
 }
 both_backends!(session_writes_case, session_writes_are_whole);
+
+async fn last_step(store: &SqlStore, factor: Uuid) -> i64 {
+    count(
+        store,
+        "SELECT last_step FROM factors WHERE id = $1",
+        factor.to_string(),
+    )
+    .await
+}
+
+/// A second step with a TOTP code is one write: the step is consumed and the partial session
+/// replaced in the same commit, or neither happens; a step already used (or a spent budget)
+/// swaps nothing, and a partial session gone meanwhile leaves the step used but makes no
+/// session.
+async fn totp_second_step_is_one_write(db: TestDb) {
+    let (app, account) = app_with_account(db, "step@example.com").await;
+    let c = app.client();
+    assert_eq!(app.log_in(&c, "step@example.com", PW).await.status(), 200);
+    app.enroll_totp(&c, "phone").await;
+    let store = &app.store;
+    let factor: String = sqlx::query_scalar("SELECT id FROM factors WHERE owner = $1")
+        .bind(format!("account:{account}"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let factor: Uuid = factor.parse().unwrap();
+    let now = app.clock.now();
+    let guard = BudgetGuard {
+        key: format!("second_factor:account:{account}"),
+        budget: Budget::second_factor(),
+    };
+    let partial = || async {
+        let p = session(account, SessionKind::Partial, now);
+        store
+            .create_session(&p, &audit(account, "login_password_ok", now), None)
+            .await
+            .unwrap();
+        p.session.id
+    };
+    let step = last_step(store, factor).await + 10;
+
+    // Signed in: step used, partial gone, full session and its audit row there.
+    let first = partial().await;
+    let (full, done) = (
+        session(account, SessionKind::Full, now),
+        audit(account, "login_succeeded", now),
+    );
+    let signed_in = store
+        .sign_in_with_totp_step(factor, step, 1, now, &guard, &swap(first, &full, &done))
+        .await
+        .unwrap();
+    assert_eq!(signed_in, Some(true));
+    assert_eq!(last_step(store, factor).await, step);
+    assert_eq!(sessions_with(store, first).await, 0);
+    assert_eq!(sessions_with(store, full.session.id).await, 1);
+    assert_eq!(audit_rows(store, done.id).await, 1);
+
+    // The same step again, from another partial session: nothing is written.
+    let second = partial().await;
+    let (again, again_audit) = (
+        session(account, SessionKind::Full, now),
+        audit(account, "login_succeeded", now),
+    );
+    let replayed = store
+        .sign_in_with_totp_step(
+            factor,
+            step,
+            0,
+            now,
+            &guard,
+            &swap(second, &again, &again_audit),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, None);
+    assert_eq!(sessions_with(store, second).await, 1);
+    assert_eq!(sessions_with(store, again.session.id).await, 0);
+    assert_eq!(audit_rows(store, again_audit.id).await, 0);
+
+    // A swap that cannot be written (its audit id is taken) consumes nothing either.
+    let failing = store
+        .sign_in_with_totp_step(
+            factor,
+            step + 1,
+            0,
+            now,
+            &guard,
+            &swap(second, &again, &done),
+        )
+        .await;
+    assert!(failing.is_err());
+    assert_eq!(last_step(store, factor).await, step);
+    assert_eq!(sessions_with(store, second).await, 1);
+    assert_eq!(sessions_with(store, again.session.id).await, 0);
+
+    // The partial session is gone (here: the first one, used): the step is used up, and no
+    // session or audit row is made.
+    let late = store
+        .sign_in_with_totp_step(
+            factor,
+            step + 2,
+            0,
+            now,
+            &guard,
+            &swap(first, &again, &again_audit),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late, Some(false));
+    assert_eq!(last_step(store, factor).await, step + 2);
+    assert_eq!(sessions_with(store, again.session.id).await, 0);
+    assert_eq!(audit_rows(store, again_audit.id).await, 0);
+
+    // A spent budget consumes nothing and swaps nothing.
+    sqlx::query("INSERT INTO attempt_budgets (key, failures, last_failure_at) VALUES ($1, $2, $3)")
+        .bind(&guard.key)
+        .bind(40_i64)
+        .bind((now.unix_timestamp_nanos() / 1_000_000) as i64)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let spent = store
+        .sign_in_with_totp_step(
+            factor,
+            step + 3,
+            0,
+            now,
+            &guard,
+            &swap(second, &again, &again_audit),
+        )
+        .await
+        .unwrap();
+    assert_eq!(spent, None);
+    assert_eq!(last_step(store, factor).await, step + 2);
+    assert_eq!(sessions_with(store, second).await, 1);
+    assert_eq!(sessions_with(store, again.session.id).await, 0);
+}
+both_backends!(totp_second_step_case, totp_second_step_is_one_write);
 
 /// A device record for `account` as of `at`.
 fn record(

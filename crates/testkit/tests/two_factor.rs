@@ -115,6 +115,70 @@ async fn login_needs_the_second_factor(db: TestDb) {
 }
 both_backends!(login_second_factor_case, login_needs_the_second_factor);
 
+async fn count(app: &TestApp, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+}
+
+/// One code raced from many second steps at once (a phished code against its owner, or a
+/// double submit): exactly one signs in, with one full session and one `login_succeeded`
+/// row; the others are wrong codes and their partial sessions stay as they were.
+async fn one_code_signs_in_once(db: TestDb) {
+    let app = spawn_app(db).await;
+    let (_, secret, _) = enrolled(&app, "race@example.com").await;
+    let clients: Vec<reqwest::Client> = (0..6).map(|_| app.client()).collect();
+    for c in &clients {
+        let body = app.log_in_json(c, "race@example.com", PW).await;
+        assert_eq!(body["status"], "second_factor_required");
+    }
+    app.clock.advance(Duration::seconds(30));
+    let code = app.code_now(&secret);
+    let full = "SELECT COUNT(*) FROM sessions WHERE kind = 'full'";
+    let succeeded = "SELECT COUNT(*) FROM audit_log WHERE event = 'login_succeeded'";
+    let (full_before, succeeded_before) = (count(&app, full).await, count(&app, succeeded).await);
+    // Two from the first partial session, one from each of the others.
+    let mut tasks = Vec::new();
+    for c in clients.iter().chain(clients.first()) {
+        let (c, url, code) = (
+            c.clone(),
+            app.at("/api/v1/session/second-factor"),
+            code.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .json(&json!({ "code": code }))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    // The loser sharing the winner's partial session may find it gone (401).
+    assert!(
+        statuses.iter().all(|s| [200, 401, 422].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(count(&app, full).await, full_before + 1);
+    assert_eq!(count(&app, succeeded).await, succeeded_before + 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM sessions WHERE kind = 'partial'").await,
+        5
+    );
+}
+both_backends!(one_code_case, one_code_signs_in_once);
+
 async fn backup_codes_work_once_and_notify(db: TestDb) {
     let app = spawn_app(db).await;
     let (_, _, codes) = enrolled(&app, "paper@example.com").await;

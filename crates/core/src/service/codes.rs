@@ -5,7 +5,8 @@ use super::Core;
 use crate::error::CoreError;
 use crate::factor::{backup_codes, totp};
 use crate::keys::Sealed;
-use crate::model::{Factor, Owner, RequestMeta};
+use crate::model::{AuditEvent, Factor, Owner, RequestMeta};
+use crate::ports::SessionSwap;
 use crate::throttle::BudgetGuard;
 use serde_json::json;
 use uuid::Uuid;
@@ -66,6 +67,26 @@ impl CodeUse {
             Self::Sent { .. } | Self::Key { .. } => "otp",
         };
         vec!["pwd".into(), second.into(), "mfa".into()]
+    }
+}
+
+/// What a correct code commits together with its consumption.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum OnSuccess<'a> {
+    /// An audit event, or nothing.
+    Audit(Option<&'a AuditEvent>),
+    /// A login's second step, prepared for a TOTP code: its step and this session swap go in
+    /// one commit, and a TOTP use is only answered once the swap is made. Other kinds of code
+    /// consume alone, and the caller swaps.
+    SignIn(&'a SessionSwap),
+}
+
+impl<'a> OnSuccess<'a> {
+    fn audit(self) -> Option<&'a AuditEvent> {
+        match self {
+            Self::Audit(audit) => audit,
+            Self::SignIn(_) => None,
+        }
     }
 }
 
@@ -131,7 +152,9 @@ impl Core {
     }
 
     /// Checks and consumes a code (TOTP of any active factor, or a backup code). `Ok(None)`
-    /// for a wrong, replayed or malformed code, already counted and audited.
+    /// for a wrong, replayed or malformed code, already counted and audited. With
+    /// [`OnSuccess::SignIn`], a good TOTP code whose partial session was gone meanwhile is
+    /// used up and answers [`CoreError::Unauthenticated`].
     pub(super) async fn use_second_factor(
         &self,
         owner: &Owner,
@@ -139,21 +162,14 @@ impl Core {
         code: &str,
         session: Option<crate::model::SessionId>,
         meta: &RequestMeta,
-        success_audit: Option<&crate::model::AuditEvent>,
+        on_success: OnSuccess<'_>,
     ) -> Result<Option<CodeUse>, CoreError> {
         let (factors, budget) = self
             .store
             .code_check_state(&owner.key(), &Self::budget_key(owner))
             .await?;
         self.check_code(
-            owner,
-            &factors,
-            budget,
-            account,
-            code,
-            session,
-            meta,
-            success_audit,
+            owner, &factors, budget, account, code, session, meta, on_success,
         )
         .await
     }
@@ -169,7 +185,7 @@ impl Core {
         code: &str,
         session: Option<crate::model::SessionId>,
         meta: &RequestMeta,
-        success_audit: Option<&crate::model::AuditEvent>,
+        on_success: OnSuccess<'_>,
     ) -> Result<Option<CodeUse>, CoreError> {
         let now = self.clock.now();
         if let Some(retry_after_secs) = self.settings.second_factor_budget.blocked_for(budget, now)
@@ -183,13 +199,14 @@ impl Core {
             key: Self::budget_key(owner),
             budget: self.settings.second_factor_budget,
         };
+        let mut session_gone = false;
         let found = if let Some(normalized) = backup_codes::normalize(code) {
             self.store
                 .consume_backup_code(
                     &owner.key(),
                     &self.backup_code_hash(&normalized),
                     now,
-                    success_audit,
+                    on_success.audit(),
                     &guard,
                 )
                 .await?
@@ -209,11 +226,20 @@ impl Core {
                     continue;
                 };
                 // The conditional UPDATE decides: a concurrent request with the same code loses here.
-                if self
-                    .store
-                    .consume_totp_step(factor.id, m.step, m.drift, now, success_audit, &guard)
-                    .await?
-                {
+                let consumed = match on_success {
+                    OnSuccess::Audit(audit) => self
+                        .store
+                        .consume_totp_step(factor.id, m.step, m.drift, now, audit, &guard)
+                        .await?
+                        .then_some(true),
+                    OnSuccess::SignIn(swap) => {
+                        self.store
+                            .sign_in_with_totp_step(factor.id, m.step, m.drift, now, &guard, swap)
+                            .await?
+                    }
+                };
+                if let Some(swapped) = consumed {
+                    session_gone = !swapped;
                     found = Some(CodeUse::Totp {
                         factor_id: factor.id,
                     });
@@ -237,7 +263,7 @@ impl Core {
                                 && c.session_id == session
                                 && c.purpose != "confirm"
                         },
-                        success_audit,
+                        on_success.audit(),
                     )
                     .await?
                     .map(|c| CodeUse::Sent {
@@ -262,6 +288,9 @@ impl Core {
                 self.record_factor_failure(owner, account, "verify", meta)
                     .await?
             }
+        }
+        if session_gone {
+            return Err(CoreError::Unauthenticated);
         }
         Ok(found)
     }

@@ -32,6 +32,7 @@ mod webauthn_api;
 pub use code_factors::{CodePurpose, SentCode};
 pub use code_use_cases::{CodeFactorView, SecondStepStatus};
 pub use codes::CodeUse;
+use codes::OnSuccess;
 pub use console::{AccountDossier, OperatorAction};
 pub use enrollment::{FactorView, PendingTotp};
 pub use forward_auth::{ForwardAuth, NextStep};

@@ -200,14 +200,15 @@ impl Core {
             meta,
             json!({ "session_id": full.session.id, "amr": full.session.amr, "method": "enrollment" }),
         );
-        if !self
-            .store
-            .complete_partial_session(ctx.session.id, &full, &audit)
-            .await?
-        {
+        let swap = crate::ports::SessionSwap {
+            partial: ctx.session.id,
+            full,
+            audit,
+        };
+        if !self.store.complete_partial_session(&swap).await? {
             return Err(CoreError::Unauthenticated);
         }
-        Ok(Some((token, full.session)))
+        Ok(Some((token, swap.full.session)))
     }
 
     /// Housekeeping: reminders 14, 3 and 1 days before the deadline to accounts still without

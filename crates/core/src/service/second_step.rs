@@ -1,9 +1,10 @@
 //! The second step of login, and step-up for sensitive changes.
 
-use super::{Core, SessionContext};
+use super::{Core, OnSuccess, SessionContext};
 use crate::error::CoreError;
 use crate::mail;
 use crate::model::{Account, Effects, FactorStatus, Owner, RequestMeta, Session, SessionKind};
+use crate::ports::SessionSwap;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -78,6 +79,12 @@ impl Core {
         let ctx = self.authenticate_partial(partial_token).await?;
         // Refused before anything is checked or consumed.
         self.require_key_if_bound(&ctx.account, None).await?;
+        // Made ready for a TOTP code, the usual one, so that its step and the session swap
+        // commit together; any other code swaps in a commit of its own.
+        let totp = super::CodeUse::Totp {
+            factor_id: uuid::Uuid::nil(),
+        };
+        let (token, swap) = self.full_session_after(&ctx, &totp, meta).await?;
         let owner = Owner::Account(ctx.account.id);
         let Some(used) = self
             .use_second_factor(
@@ -86,7 +93,7 @@ impl Core {
                 code,
                 Some(ctx.session.id),
                 meta,
-                None,
+                OnSuccess::SignIn(&swap),
             )
             .await?
         else {
@@ -101,7 +108,36 @@ impl Core {
             }
             return Err(CoreError::WrongCode);
         };
-        self.finish_second_step(&ctx, used, meta).await
+        match used {
+            // Swapped with the step's commit (`OnSuccess::SignIn`).
+            super::CodeUse::Totp { .. } => Ok((token, swap.full.session, None)),
+            other => self.finish_second_step(&ctx, other, meta).await,
+        }
+    }
+
+    /// The full session that replaces `ctx`'s partial one after `used`, and the swap that
+    /// records it. Every way through the second step gets its session here: the one place
+    /// the operator rule holds.
+    async fn full_session_after(
+        &self,
+        ctx: &SessionContext,
+        used: &super::CodeUse,
+        meta: &RequestMeta,
+    ) -> Result<(SecretString, SessionSwap), CoreError> {
+        self.require_key_if_bound(&ctx.account, Some(used)).await?;
+        let (token, full) = self.new_session(&ctx.account, SessionKind::Full, used.amr(), meta);
+        let audit = self.audit(
+            "login_succeeded",
+            Some(ctx.account.id),
+            meta,
+            json!({ "session_id": full.session.id, "amr": full.session.amr, "method": used.method() }),
+        );
+        let swap = SessionSwap {
+            partial: ctx.session.id,
+            full,
+            audit,
+        };
+        Ok((token, swap))
     }
 
     /// Replaces the partial session by a full one after a good second factor.
@@ -111,21 +147,8 @@ impl Core {
         used: super::CodeUse,
         meta: &RequestMeta,
     ) -> Result<(SecretString, Session, Option<u32>), CoreError> {
-        // Every way through the second step ends here: the one place the operator rule holds.
-        self.require_key_if_bound(&ctx.account, Some(&used)).await?;
-        let amr = used.amr();
-        let (token, full) = self.new_session(&ctx.account, SessionKind::Full, amr, meta);
-        let audit = self.audit(
-            "login_succeeded",
-            Some(ctx.account.id),
-            meta,
-            json!({ "session_id": full.session.id, "amr": full.session.amr, "method": used.method() }),
-        );
-        if !self
-            .store
-            .complete_partial_session(ctx.session.id, &full, &audit)
-            .await?
-        {
+        let (token, swap) = self.full_session_after(ctx, &used, meta).await?;
+        if !self.store.complete_partial_session(&swap).await? {
             return Err(CoreError::Unauthenticated);
         }
         let remaining = match used {
@@ -138,7 +161,7 @@ impl Core {
             | super::CodeUse::Sent { .. }
             | super::CodeUse::Key { .. } => None,
         };
-        Ok((token, full.session, remaining))
+        Ok((token, swap.full.session, remaining))
     }
 
     async fn notify_backup_code_used(
@@ -285,7 +308,7 @@ impl Core {
                 code,
                 Some(ctx.session.id),
                 meta,
-                None,
+                OnSuccess::Audit(None),
             )
             .await?
         {

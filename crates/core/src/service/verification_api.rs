@@ -235,7 +235,7 @@ impl Core {
                 code,
                 None,
                 meta,
-                Some(&audit),
+                super::OnSuccess::Audit(Some(&audit)),
             )
             .await?
         {
