@@ -450,6 +450,12 @@ async fn run_scenarios(
     )
     .await;
     let verify_under_flood = verify_task.await?;
+    next_subject += verify_under_flood.requests;
+    if verify_under_flood.requests == 0 {
+        notes.push(format!(
+            "{name}: scenario 5 had no unused subjects left for /verify; raise --subjects"
+        ));
+    }
     eprintln!(
         "   5. flood: verify p99 {:.1} ms; logins {} ok, {} shed (503), {} errors",
         verify_under_flood.p99_ms(),
