@@ -8,6 +8,7 @@ mod report;
 mod scenarios;
 mod seed;
 mod server;
+mod server_latency;
 
 use anyhow::{Context, Result};
 use clap::Parser;
