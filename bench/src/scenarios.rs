@@ -6,7 +6,7 @@ use crate::load::{self, Outcome, Stats};
 use crate::report::Row;
 use crate::seed::{self, PASSWORD};
 use crate::server::{self, Backend, Server};
-use crate::server_latency::VerifyHistogram;
+use crate::server_latency::Metrics;
 use anyhow::{Context, Result};
 use secrecy::SecretString;
 use serde_json::json;
@@ -431,7 +431,8 @@ async fn run_scenarios(
     // Ten times what the machine can hash, offered at a steady rate (open loop).
     let flood_rate = parallel_limit.max(argon_limit) * 10.0;
     let flood_c = 256;
-    let histogram_before = VerifyHistogram::scrape(&client, &base).await?;
+    let metrics_before = Metrics::scrape(&client, &base).await?;
+    let flood_cpu = cpu::Sample::take(server.pid(), db_url.is_some());
     let verify_task = {
         let (client, base, key, subjects) =
             (client.clone(), base.clone(), key.clone(), subjects.clone());
@@ -452,6 +453,13 @@ async fn run_scenarios(
     )
     .await;
     let verify_under_flood = verify_task.await?;
+    // Per request of either kind: what matters here is who had the cores.
+    let flood_spent = cpu_per(
+        &flood_cpu,
+        server.pid(),
+        db_url.is_some(),
+        verify_under_flood.requests + flood.requests,
+    );
     next_subject += verify_under_flood.requests;
     if verify_under_flood.requests == 0 {
         notes.push(format!(
@@ -465,19 +473,20 @@ async fn run_scenarios(
         flood.shed,
         flood.errors
     );
-    let inside = VerifyHistogram::scrape(&client, &base)
-        .await?
-        .since(&histogram_before);
-    let inside = match (
-        inside.quantile_bound_ms(0.5),
-        inside.quantile_bound_ms(0.99),
-    ) {
-        (Some(p50), Some(p99)) => format!(
-            "inside the server ({:.0} requests): p50 ≤ {p50} ms, p99 ≤ {p99} ms",
-            inside.requests()
-        ),
-        _ => "inside the server: no requests".to_owned(),
-    };
+    let metrics_after = Metrics::scrape(&client, &base).await?;
+    let inside = metrics_after.verify().since(&metrics_before.verify());
+    let mut inside = vec![
+        inside
+            .summary("requests inside the server")
+            .unwrap_or_else(|| "no requests inside the server".to_owned()),
+    ];
+    for statement in ["subject_state", "step_claim"] {
+        let groups = metrics_after
+            .group(statement)
+            .since(&metrics_before.group(statement));
+        inside.extend(groups.summary(&format!("{statement} groups")));
+    }
+    let inside = inside.join("; ");
     let row = Row::load(
         name,
         "5. /verify c=16 during the login flood",
@@ -487,11 +496,11 @@ async fn run_scenarios(
         value: Some(inside),
         ..row
     });
-    rows.push(Row::load(
-        name,
-        format!("5. password-login flood, c={flood_c}"),
-        flood,
-    ));
+    let row = Row::load(name, format!("5. password-login flood, c={flood_c}"), flood);
+    rows.push(Row {
+        value: Some(format!("with the /verify load, {flood_spent}")),
+        ..row
+    });
     let (_, peak_after_flood) = server.memory_mib();
     rows.push(Row::value(
         name,

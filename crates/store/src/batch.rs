@@ -152,9 +152,12 @@ async fn work<Q: Clone, R>(w: Worker<Q, R>, mut rx: mpsc::UnboundedReceiver<(Q, 
     }
 }
 
-/// A statement every code check waits for should take milliseconds; say so when it does not.
+/// A statement every code check waits for should take milliseconds: its time goes to
+/// `twofold_code_check_group_seconds{statement}`, and a slow one to the log.
 fn note_slow(name: &'static str, size: usize, started: std::time::Instant) {
     let took = started.elapsed();
+    metrics::histogram!("twofold_code_check_group_seconds", "statement" => name)
+        .record(took.as_secs_f64());
     if took > std::time::Duration::from_millis(250) {
         tracing::warn!(
             statement = name,

@@ -88,6 +88,12 @@ async fn figures(db: TestDb) {
         3.0,
     );
     at_least("twofold_db_pool_connections", &[("state", "idle")], 0.0);
+    // The second step's code check read its factors and budget in a group.
+    at_least(
+        "twofold_code_check_group_seconds_count",
+        &[("statement", "check_state")],
+        1.0,
+    );
     assert!(!text.contains(email), "no personal data in metrics");
     assert!(!text.contains(&secret), "no secrets in metrics");
 }

@@ -24,14 +24,22 @@ static METRICS: std::sync::OnceLock<Option<metrics_exporter_prometheus::Promethe
 /// recorded before this are lost, so the binary calls it at start.
 pub fn install_metrics() {
     METRICS.get_or_init(|| {
-        let builder = metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(
-                "twofold_http_request_duration_seconds".into(),
-            ),
-            &[
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ],
-        );
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("twofold_http_request_duration_seconds".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("twofold_code_check_group_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    ],
+                )
+            });
         let builder = match builder {
             Ok(b) => b,
             Err(e) => {
