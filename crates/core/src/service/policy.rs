@@ -9,7 +9,6 @@ use crate::mail;
 use crate::model::{Account, Owner, RequestMeta, Session, SessionKind};
 use crate::policy::{Policy, Requirement, reminder_due};
 use secrecy::SecretString;
-use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -193,18 +192,7 @@ impl Core {
             _ => "otp",
         };
         let amr = vec!["pwd".into(), second.into(), "mfa".into()];
-        let (token, full) = self.new_session(&account, SessionKind::Full, amr, meta);
-        let audit = self.audit(
-            "login_succeeded",
-            Some(account.id),
-            meta,
-            json!({ "session_id": full.session.id, "amr": full.session.amr, "method": "enrollment" }),
-        );
-        let swap = crate::ports::SessionSwap {
-            partial: ctx.session.id,
-            full,
-            audit,
-        };
+        let (token, swap) = self.swap_to_full(&account, ctx.session.id, amr, "enrollment", meta);
         if !self.store.complete_partial_session(&swap).await? {
             return Err(CoreError::Unauthenticated);
         }

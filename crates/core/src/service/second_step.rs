@@ -125,19 +125,38 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<(SecretString, SessionSwap), CoreError> {
         self.require_key_if_bound(&ctx.account, Some(used)).await?;
-        let (token, full) = self.new_session(&ctx.account, SessionKind::Full, used.amr(), meta);
+        Ok(self.swap_to_full(
+            &ctx.account,
+            ctx.session.id,
+            used.amr(),
+            used.method(),
+            meta,
+        ))
+    }
+
+    /// A new full session for `account` (token and record) to replace session `partial`, with
+    /// its `login_succeeded` row naming how the sign-in was completed (`method`).
+    pub(super) fn swap_to_full(
+        &self,
+        account: &Account,
+        partial: crate::model::SessionId,
+        amr: Vec<String>,
+        method: &str,
+        meta: &RequestMeta,
+    ) -> (SecretString, SessionSwap) {
+        let (token, full) = self.new_session(account, SessionKind::Full, amr, meta);
         let audit = self.audit(
             "login_succeeded",
-            Some(ctx.account.id),
+            Some(account.id),
             meta,
-            json!({ "session_id": full.session.id, "amr": full.session.amr, "method": used.method() }),
+            json!({ "session_id": full.session.id, "amr": full.session.amr, "method": method }),
         );
         let swap = SessionSwap {
-            partial: ctx.session.id,
+            partial,
             full,
             audit,
         };
-        Ok((token, swap))
+        (token, swap)
     }
 
     /// Replaces the partial session by a full one after a good second factor.
