@@ -185,6 +185,37 @@ impl TestApp {
             .expect("body")
     }
 
+    /// The JSON body of `GET /api/v1/subjects{path}` with the API key `key`.
+    pub async fn api_get(&self, key: &str, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(self.at(&format!("/api/v1/subjects{path}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// Polls `api_get(key, path)` until `check` holds (15 s at most): deliveries finish after
+    /// the SMTP server or SMS gateway has the message, so their status trails what the sinks see.
+    pub async fn api_get_until(
+        &self,
+        key: &str,
+        path: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..300 {
+            let v = self.api_get(key, path).await;
+            if check(&v) {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{path} never matched: {}", self.api_get(key, path).await);
+    }
+
     /// Signs up and verifies an account through the API; returns nothing, panics on failure.
     pub async fn verified_account(&self, email: &str, password: &str) {
         let c = self.client();

@@ -152,18 +152,10 @@ async fn email_code_lifecycle(db: TestDb) {
     assert_eq!(r.status(), 202);
     let sent: Value = r.json().await.unwrap();
     let code = mailed_code(&app, to, 1).await;
-    let status: Value = api(
-        &app,
-        &k,
-        reqwest::Method::GET,
-        &format!("/u1/challenges/{}", sent["challenge_id"].as_str().unwrap()),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let path = format!("/u1/challenges/{}", sent["challenge_id"].as_str().unwrap());
+    let status = app
+        .api_get_until(&k, &path, |v| v["delivery"] != "queued")
+        .await;
     assert_eq!(status["status"], "pending");
     assert_eq!(status["delivery"], "sent");
     let ok = verify(&app, &k, "u1", &code).await;

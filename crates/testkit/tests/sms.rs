@@ -26,18 +26,6 @@ async fn post(app: &TestApp, key: &str, path: &str, body: Value) -> reqwest::Res
         .unwrap()
 }
 
-async fn get(app: &TestApp, key: &str, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(app.at(&format!("/api/v1/subjects{path}")))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn new_sms_factor(app: &TestApp, key: &str, subject: &str) -> String {
     let r = post(
         app,
@@ -123,25 +111,6 @@ both_backends!(
 );
 
 /// Waits until `check` holds for the challenge's status, or fails after 15 s.
-async fn wait_status(
-    app: &TestApp,
-    key: &str,
-    path: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    for _ in 0..300 {
-        let v = get(app, key, path).await;
-        if check(&v) {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!(
-        "challenge status never matched: {}",
-        get(app, key, path).await
-    );
-}
-
 async fn gateway_outage_retries_without_duplicates(db: TestDb) {
     let app = spawn_app(db).await;
     let k = key(&app).await;
@@ -150,14 +119,16 @@ async fn gateway_outage_retries_without_duplicates(db: TestDb) {
     app.sms.stop();
     let sent = send(&app, &k, "u2", &factor).await;
     let path = format!("/u2/challenges/{}", sent["challenge_id"].as_str().unwrap());
-    wait_status(&app, &k, &path, |v| v["delivery"] == "retrying").await;
+    app.api_get_until(&k, &path, |v| v["delivery"] == "retrying")
+        .await;
     assert!(app.sms.requests().is_empty());
 
     // Back up: the retry (due 5 s later on the app's clock) delivers it, once.
     app.sms.restart().await;
     app.clock.advance(Duration::seconds(6));
     let code = app.sms.wait_for(PHONE, 0).await.sms_code().unwrap();
-    wait_status(&app, &k, &path, |v| v["delivery"] == "sent").await;
+    app.api_get_until(&k, &path, |v| v["delivery"] == "sent")
+        .await;
     app.clock.advance(Duration::minutes(3));
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_eq!(app.sms.requests().len(), 1, "the text was sent twice");
@@ -175,10 +146,13 @@ async fn gateway_outage_retries_without_duplicates(db: TestDb) {
     app.sms.stop();
     let sent = send(&app, &k, "u2", &factor).await;
     let path = format!("/u2/challenges/{}", sent["challenge_id"].as_str().unwrap());
-    wait_status(&app, &k, &path, |v| v["delivery"] == "retrying").await;
+    app.api_get_until(&k, &path, |v| v["delivery"] == "retrying")
+        .await;
     app.sms.restart().await;
     app.clock.advance(Duration::minutes(11));
-    let v = wait_status(&app, &k, &path, |v| v["delivery"] == "failed").await;
+    let v = app
+        .api_get_until(&k, &path, |v| v["delivery"] == "failed")
+        .await;
     assert_eq!(v["delivery_failed"], true);
     assert_eq!(v["status"], "expired");
     assert_eq!(app.sms.requests().len(), 1, "an expired code was texted");
@@ -187,7 +161,8 @@ async fn gateway_outage_retries_without_duplicates(db: TestDb) {
     app.sms.set_status(400);
     let sent = send(&app, &k, "u2", &factor).await;
     let path = format!("/u2/challenges/{}", sent["challenge_id"].as_str().unwrap());
-    wait_status(&app, &k, &path, |v| v["delivery"] == "failed").await;
+    app.api_get_until(&k, &path, |v| v["delivery"] == "failed")
+        .await;
     assert_eq!(app.sms.requests().len(), 2);
 }
 both_backends!(
