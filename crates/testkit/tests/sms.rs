@@ -110,7 +110,6 @@ both_backends!(
     twilio_request_and_sms_verification
 );
 
-/// Waits until `check` holds for the challenge's status, or fails after 15 s.
 async fn gateway_outage_retries_without_duplicates(db: TestDb) {
     let app = spawn_app(db).await;
     let k = key(&app).await;
