@@ -100,6 +100,19 @@ pub(crate) fn bind_device<'q>(q: AnyQuery<'q>, r: &DeviceRecord) -> AnyQuery<'q>
     bind_audit_or_nulls(q, r.audit.as_ref())
 }
 
+/// NULL for each of [`bind_device`]'s fourteen values: a statement that records no device.
+pub(crate) fn bind_no_device(q: AnyQuery<'_>) -> AnyQuery<'_> {
+    let q = q
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(None::<Vec<u8>>)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(None::<i64>)
+        .bind(None::<String>);
+    bind_audit_or_nulls(q, None)
+}
+
 /// Writes a device record in a transaction.
 pub(crate) async fn write_device(
     tx: &mut Transaction<'_, Any>,

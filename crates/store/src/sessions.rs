@@ -4,7 +4,7 @@ use crate::accounts::account_from_row;
 use crate::audit::{AnyQuery, audit_insert, bind_audit, insert_audit};
 use crate::code_checks::{StepClaim, claim_json, pg_consumed, sqlite_claim};
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
-use crate::devices::{bind_device, pg_device_tail, write_device};
+use crate::devices::{bind_device, bind_no_device, pg_device_tail, write_device};
 use crate::effects::apply_effects;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -88,8 +88,8 @@ async fn insert_session(tx: &mut Transaction<'_, Any>, new: &NewSession) -> Stor
 // the partial session it completes. On PostgreSQL each of those is one statement (the writes
 // as data-modifying CTEs, atomic as any statement is) instead of BEGIN, two or three
 // statements and COMMIT: a round trip and a backend wake-up each, on the CPU the password
-// hashing needs. SQLite has no data-modifying CTEs and runs in-process, so it keeps the
-// transaction.
+// hashing needs. SQLite has no data-modifying CTEs: a new session is one INSERT into a view
+// whose trigger writes the rows (`SQLITE_CREATE_SESSION`); the swap keeps its transaction.
 
 /// A new session with its audit row (session $1-$13, audit $14-$20).
 const PG_CREATE_SESSION: &str = concat!(
@@ -111,6 +111,13 @@ const PG_CREATE_SESSION_WITH_DEVICE: &str = concat!(
     " VALUES ($14, $15, $16, $17, $18, $19, $20)), ",
     pg_device_tail!()
 );
+
+/// SQLite's [`PG_CREATE_SESSION_WITH_DEVICE`]: the same 34 values into the view
+/// `session_writes`, whose trigger writes the rows within the one statement (migration
+/// `20261203000003_session_writes`); without a device record its 14 values are NULL.
+const SQLITE_CREATE_SESSION: &str = "INSERT INTO session_writes VALUES ($1, $2, $3, $4, $5, $6, \
+     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
+     $26, $27, $28, $29, $30, $31, $32, $33, $34)";
 
 /// The writes of a completed second step after `gone` (the partial session $1, deleted): the
 /// full session ($2-$14) and its audit row ($15-$21), neither when `gone` is empty.
@@ -208,15 +215,17 @@ impl SessionStore for SqlStore {
         device: Option<&DeviceRecord>,
     ) -> StoreResult<()> {
         // A new browser's mail and report token go in a transaction; they are rare.
-        if self.backend == Backend::Postgres && device.is_none_or(|d| d.notice.is_none()) {
-            let sql = match device {
-                None => PG_CREATE_SESSION,
-                Some(_) => PG_CREATE_SESSION_WITH_DEVICE,
+        if device.is_none_or(|d| d.notice.is_none()) {
+            let sql = match (self.backend, device) {
+                (Backend::Postgres, None) => PG_CREATE_SESSION,
+                (Backend::Postgres, Some(_)) => PG_CREATE_SESSION_WITH_DEVICE,
+                (Backend::Sqlite, _) => SQLITE_CREATE_SESSION,
             };
             let q = bind_audit(bind_session(sqlx::query(sql), new)?, audit);
             let q = match device {
-                None => q,
                 Some(d) => bind_device(q, d),
+                None if self.backend == Backend::Sqlite => bind_no_device(q),
+                None => q,
             };
             q.execute(&self.pool).await.map_err(db_error)?;
             return Ok(());

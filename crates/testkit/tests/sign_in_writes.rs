@@ -1,7 +1,8 @@
 //! The writes of a sign-in — a session with its audit row, a partial session replaced by a
 //! full one, a browser and network remembered — are all or nothing on both backends (on
-//! PostgreSQL each is one statement, on SQLite a transaction), and a partial session that is
-//! gone already is not completed.
+//! PostgreSQL each is one statement; on SQLite a new session is one statement through the
+//! `session_writes` view's trigger, the rest transactions), and a partial session that is gone
+//! already is not completed.
 
 use time::{Duration, OffsetDateTime};
 use twofold_core::Clock;
@@ -405,7 +406,8 @@ fn secs(t: OffsetDateTime) -> i64 {
 }
 
 /// A sign-in's session and what it records about the browser are one write: either fails,
-/// neither lands (on PostgreSQL the one-statement path, on SQLite the transaction).
+/// neither lands (one statement on both backends: data-modifying CTEs on PostgreSQL, the
+/// `session_writes` view's trigger on SQLite).
 async fn session_and_device_are_one_write(db: TestDb) {
     let (app, account) = app_with_account(db, "together@example.com").await;
     let store = &app.store;
