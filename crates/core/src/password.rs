@@ -206,8 +206,8 @@ impl PasswordHasher {
 /// rather than a nice value because the kernel lets a waking normal thread preempt an idle-
 /// class one at once, where a niced one may finish its slice first: every code check wakes
 /// several times (socket, database, response), and with nice 10 the flood's `/verify` p99 on
-/// PostgreSQL was 45–87 ms against 21–37 ms with `SCHED_IDLE` (BENCHMARKS.md, 2026-12-02
-/// 18:50). The price is that logins wait while code checks keep every core busy; the bounded
+/// PostgreSQL was 45–87 ms against 21–37 ms with `SCHED_IDLE` (`git show df4d184:BENCHMARKS.md`,
+/// the A/B of 2026-12-02 18:50). The price is that logins wait while code checks keep every core busy; the bounded
 /// queue then turns the excess away. Where the policy is refused, nice 19 is the next best.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
