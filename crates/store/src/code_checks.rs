@@ -66,7 +66,8 @@ impl CodeChecks {
         // Both backends group. PostgreSQL ran each caller's statements alone until groups
         // had connections of their own: groups on the main pool waited for a connection
         // during the login flood (/verify p99 450-550 ms, against 60-75 ms alone), on their
-        // own connections they did not (`git show df4d184:BENCHMARKS.md`, the 2026-12-01 22:08 run).
+        // own connections they did not (`git show df4d184:BENCHMARKS.md`, run of 2026-12-01
+        // 22:08 UTC).
         // Each group runs `$run(&mut conn, backend, batch)` on its worker's held connection.
         macro_rules! group {
             ($name:literal, $run:ident) => {
