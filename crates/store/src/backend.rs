@@ -142,6 +142,9 @@ async fn open_pool(
                      PRAGMA wal_autocheckpoint = 0;",
                 )
                 .await?;
+                for ddl in crate::sessions::sqlite_step_sign_in_schema() {
+                    conn.execute(sqlx::AssertSqlSafe(ddl)).await?;
+                }
                 Ok(())
             })
         }),

@@ -368,6 +368,12 @@ pub(crate) fn pg_consumed(n: usize) -> String {
 /// SQLite has no data-modifying CTE: the audit row rides along in `pending_audit` and the
 /// trigger `factors_step_audit` writes it inside this statement.
 pub(crate) fn sqlite_claim() -> String {
+    format!("{} RETURNING factors.id AS id", sqlite_claim_update("$1"))
+}
+
+/// [`sqlite_claim`] without its RETURNING, over the JSON array in `input` (a parameter, or a
+/// column of the row a trigger fires for).
+pub(crate) fn sqlite_claim_update(input: &str) -> String {
     format!(
         "UPDATE factors SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
                 drift_matches = drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END,
@@ -380,10 +386,9 @@ pub(crate) fn sqlite_claim() -> String {
                       json_extract(value, '$.max_delay') AS max_delay,
                       json_extract(value, '$.window_start') AS window_start,
                       json(json_extract(value, '$.audit')) AS audit
-               FROM json_each($1)) AS c
+               FROM json_each({input})) AS c
          WHERE factors.id = c.id AND factors.status = 'active' AND factors.last_step < c.step
-           AND {}
-         RETURNING factors.id AS id",
+           AND {}",
         budget_open(Backend::Sqlite)
     )
 }

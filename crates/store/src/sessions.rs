@@ -2,7 +2,7 @@ use crate::Backend;
 use crate::SqlStore;
 use crate::accounts::account_from_row;
 use crate::audit::{AnyQuery, audit_insert, bind_audit, insert_audit};
-use crate::code_checks::{StepClaim, claim_json, pg_consumed, sqlite_claim};
+use crate::code_checks::{StepClaim, claim_json, pg_consumed, sqlite_claim_update};
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::devices::{bind_device, bind_no_device, pg_device_tail, write_device};
 use crate::effects::apply_effects;
@@ -89,7 +89,8 @@ async fn insert_session(tx: &mut Transaction<'_, Any>, new: &NewSession) -> Stor
 // as data-modifying CTEs, atomic as any statement is) instead of BEGIN, two or three
 // statements and COMMIT: a round trip and a backend wake-up each, on the CPU the password
 // hashing needs. SQLite has no data-modifying CTEs: a new session is one INSERT into a view
-// whose trigger writes the rows (`SQLITE_CREATE_SESSION`); the swap keeps its transaction.
+// whose trigger writes the rows (`SQLITE_CREATE_SESSION`), and so is a TOTP second step
+// (`sqlite_step_sign_in_schema`); the swap of other second steps keeps its transaction.
 
 /// A new session with its audit row (session $1-$13, audit $14-$20).
 const PG_CREATE_SESSION: &str = concat!(
@@ -175,23 +176,68 @@ pub(crate) async fn sign_in_with_step(
         let (consumed, gone): (i64, i64) = (get(&row, "consumed")?, get(&row, "gone")?);
         return Ok((consumed == 1).then_some(gone == 1));
     }
-    let mut tx = store.pool.begin().await.map_err(db_error)?;
-    let consumed = sqlx::query(sqlx::AssertSqlSafe(sqlite_claim()))
+    let q = sqlx::query(SQLITE_SIGN_IN_WITH_STEP)
         .bind(input)
-        .fetch_optional(&mut *tx)
+        .bind(swap.partial.to_string());
+    let row = bind_audit(bind_session(q, &swap.full)?, &swap.audit)
+        .fetch_optional(&store.pool)
         .await
         .map_err(db_error)?;
-    if consumed.is_none() {
-        return Ok(None);
-    }
-    // Gone already: the step stays used, as it would have been before the swap was tried.
-    let swapped = delete_partial(&mut tx, swap.partial).await?;
-    if swapped {
-        insert_session(&mut tx, &swap.full).await?;
-        insert_audit(&mut *tx, &swap.audit).await?;
-    }
-    tx.commit().await.map_err(db_error)?;
-    Ok(Some(swapped))
+    // No row: the trigger found the step used (or the budget spent) and wrote nothing.
+    row.map(|row| get::<i64>(&row, "swapped").map(|n| n == 1))
+        .transpose()
+}
+
+/// The session columns (`s1`-`s13`, [`session_insert!`]'s order) and audit columns
+/// (`a1`-`a7`, [`audit_insert!`]'s) of the view `step_sign_ins`.
+fn step_sign_in_columns() -> impl Iterator<Item = String> {
+    (1..=13)
+        .map(|i| format!("s{i}"))
+        .chain((1..=7).map(|i| format!("a{i}")))
+}
+
+/// SQLite's [`PG_SIGN_IN_WITH_STEP`]: an INSERT into the view `step_sign_ins` (the claims, the
+/// partial session, the full session, its audit row), whose trigger consumes the step and
+/// swaps the sessions inside that one statement, all or nothing. It answers no row when the
+/// step was not consumed, else whether the full session was written (the partial one was
+/// there to give way); the RETURNING clause is evaluated after the trigger has run.
+const SQLITE_SIGN_IN_WITH_STEP: &str = "INSERT INTO step_sign_ins VALUES ($1, $2, $3, $4, $5, \
+     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+     RETURNING (SELECT COUNT(*) FROM sessions WHERE id = $3) AS swapped";
+
+/// The view and trigger [`SQLITE_SIGN_IN_WITH_STEP`] writes through, created on each SQLite
+/// connection as TEMP objects: built here from the claim's own statement
+/// ([`sqlite_claim_update`]), so the budget and replay rules exist once, where a migration
+/// would have to copy them. The trigger stops (`RAISE(IGNORE)`: nothing written, no row
+/// returned) unless the claim changed its factor; the session and audit inserts then run
+/// only if the DELETE removed the partial session.
+pub(crate) fn sqlite_step_sign_in_schema() -> [String; 2] {
+    let nulls: Vec<String> = step_sign_in_columns()
+        .map(|c| format!("NULL AS {c}"))
+        .collect();
+    let view = format!(
+        "CREATE TEMP VIEW IF NOT EXISTS step_sign_ins AS \
+         SELECT NULL AS claims, NULL AS partial, {} WHERE 0",
+        nulls.join(", ")
+    );
+    let new: Vec<String> = step_sign_in_columns().map(|c| format!("NEW.{c}")).collect();
+    let (session, audit) = new.split_at(13);
+    let trigger = format!(
+        "CREATE TEMP TRIGGER IF NOT EXISTS step_sign_ins_insert \
+         INSTEAD OF INSERT ON step_sign_ins BEGIN
+             {claim};
+             SELECT RAISE(IGNORE) WHERE changes() = 0;
+             DELETE FROM sessions WHERE id = NEW.partial AND kind <> 'full';
+             INSERT INTO {session_table} SELECT {session} WHERE changes() = 1;
+             INSERT INTO {audit_table} SELECT {audit} WHERE changes() = 1;
+         END",
+        claim = sqlite_claim_update("NEW.claims"),
+        session_table = session_insert!(),
+        audit_table = audit_insert!(),
+        session = session.join(", "),
+        audit = audit.join(", "),
+    );
+    [view, trigger]
 }
 
 /// Removes a session that is not signed in yet (second step, forced enrollment); `false` if it

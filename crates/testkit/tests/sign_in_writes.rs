@@ -279,6 +279,22 @@ async fn totp_second_step_is_one_write(db: TestDb) {
     assert_eq!(sessions_with(store, again.session.id).await, 0);
     assert_eq!(audit_rows(store, again_audit.id).await, 0);
 
+    // A used step from a partial session that is gone as well: not consumed, which the
+    // caller counts as a wrong code, rather than a consumed step without a session.
+    let replayed_late = store
+        .sign_in_with_totp_step(
+            factor,
+            step + 2,
+            0,
+            now,
+            &guard,
+            &swap(first, &again, &again_audit),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed_late, None);
+    assert_eq!(sessions_with(store, again.session.id).await, 0);
+
     // A spent budget consumes nothing and swaps nothing.
     sqlx::query("INSERT INTO attempt_budgets (key, failures, last_failure_at) VALUES ($1, $2, $3)")
         .bind(&guard.key)
