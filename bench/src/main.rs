@@ -35,6 +35,16 @@ pub struct Args {
     /// Leave SQLite out (to repeat a PostgreSQL measurement quickly).
     #[arg(long)]
     pub skip_sqlite: bool,
+    /// The scenarios to run, e.g. `--scenarios 4` to repeat the hosted login alone (3 compares
+    /// with 1 and runs only with it; 6's start and idle figures always come).
+    #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2, 3, 4, 5, 7])]
+    pub scenarios: Vec<u8>,
+}
+
+impl Args {
+    pub fn runs(&self, scenario: u8) -> bool {
+        self.scenarios.contains(&scenario)
+    }
 }
 
 #[tokio::main]

@@ -146,7 +146,7 @@ pub async fn run_backend(
         drop_database(admin, db).await?;
     }
     let mut rows = result?;
-    if let (Backend::Postgres(admin), true) = (&backend, args.large) {
+    if let (Backend::Postgres(admin), true) = (&backend, args.large && args.runs(7)) {
         // Before the 200,000-subject row: the table sizes of scenario 7 in ascending order.
         let at = rows
             .iter()
@@ -301,7 +301,8 @@ async fn run_scenarios(
 
     // 1. Valid codes, each subject once.
     let mut verify_rps = Vec::new();
-    for c in [1usize, 16, 64] {
+    let verify_steps: &[usize] = if args.runs(1) { &[1, 16, 64] } else { &[] };
+    for &c in verify_steps {
         checkpoint(&pool, db_url.is_none()).await;
         let offset = next_subject;
         let cpu = cpu::Sample::take(server.pid(), db_url.is_some());
@@ -319,7 +320,8 @@ async fn run_scenarios(
     let (_, peak_after_verify) = server.memory_mib();
 
     // 2. Wrong codes, spread so that no subject reaches its budget.
-    for c in [1usize, 16, 64] {
+    let wrong_steps: &[usize] = if args.runs(2) { &[1, 16, 64] } else { &[] };
+    for &c in wrong_steps {
         let stats = verify_load(&client, &base, &key, &subjects, 0, c, step, false).await;
         eprintln!("   2. verify wrong c={c}: {:.0}/s", stats.rps());
         rows.push(Row::load(
@@ -336,7 +338,12 @@ async fn run_scenarios(
             .fetch_all(&pool)
             .await?,
     );
-    for checkout in [Checkout::PerStatement, Checkout::Held] {
+    let checkouts: &[Checkout] = if args.runs(3) {
+        &[Checkout::PerStatement, Checkout::Held]
+    } else {
+        &[]
+    };
+    for &checkout in checkouts {
         for (c, rps) in &verify_rps {
             checkpoint(&pool, db_url.is_none()).await;
             // SQLite has one writer: its limit is one connection issuing UPDATEs back to back.
@@ -378,129 +385,137 @@ async fn run_scenarios(
     // 4. Hosted login, password + TOTP, between two measurements of the hashing limits: on
     // this VM one hash took 12-27 ms across one day's runs, so a limit measured minutes
     // earlier (at seeding) could be off by half.
-    let before = HashingLimits::measure(cores).await?;
-    let cpu = cpu::Sample::take(server.pid(), db_url.is_some());
-    let login = login_load(
-        &client,
-        &base,
-        &accounts,
-        0,
-        (cores as usize) * 4,
-        step,
-        true,
-        None,
-    )
-    .await;
-    let login_cpu = cpu_per(&cpu, server.pid(), db_url.is_some(), login.requests);
-    let after = HashingLimits::measure(cores).await?;
-    let hash_ms = (before.hash_s + after.hash_s) / 2.0 * 1000.0;
-    let argon_limit = cores / ((before.hash_s + after.hash_s) / 2.0);
-    let parallel_limit = (before.all_cores + after.all_cores) / 2.0;
-    rows.push(Row::value(
-        name,
-        "4. Argon2id limit (cores / one hash)",
-        format!(
-            "{argon_limit:.1} logins/s ({hash_ms:.1} ms per hash, {cores} cores; {:.1} before the logins, {:.1} after)",
-            before.one_hash, after.one_hash
-        ),
-    ));
-    rows.push(Row::value(
-        name,
-        "4. Argon2id measured with every core hashing",
-        format!(
-            "{parallel_limit:.1} hashes/s ({:.1} before, {:.1} after)",
-            before.all_cores, after.all_cores
-        ),
-    ));
-    let share = login.rps() / argon_limit * 100.0;
-    let share_parallel = login.rps() / parallel_limit * 100.0;
-    eprintln!(
-        "   4. login: {:.1}/s = {share:.0} % of the Argon2 limit, {share_parallel:.0} % of all cores hashing",
-        login.rps()
-    );
-    let used_accounts = login.requests;
-    let row = Row::load(name, "4. hosted login (password + TOTP)", login);
-    rows.push(Row {
-        value: Some(format!(
-            "{share:.0} % of cores / one hash; {share_parallel:.0} % of all cores hashing; {login_cpu}"
-        )),
-        ..row
-    });
+    let (argon_limit, parallel_limit, used_accounts) = if args.runs(4) {
+        let before = HashingLimits::measure(cores).await?;
+        let cpu = cpu::Sample::take(server.pid(), db_url.is_some());
+        let login = login_load(
+            &client,
+            &base,
+            &accounts,
+            0,
+            (cores as usize) * 4,
+            step,
+            true,
+            None,
+        )
+        .await;
+        let login_cpu = cpu_per(&cpu, server.pid(), db_url.is_some(), login.requests);
+        let after = HashingLimits::measure(cores).await?;
+        let hash_ms = (before.hash_s + after.hash_s) / 2.0 * 1000.0;
+        let argon_limit = cores / ((before.hash_s + after.hash_s) / 2.0);
+        let parallel_limit = (before.all_cores + after.all_cores) / 2.0;
+        rows.push(Row::value(
+            name,
+            "4. Argon2id limit (cores / one hash)",
+            format!(
+                "{argon_limit:.1} logins/s ({hash_ms:.1} ms per hash, {cores} cores; {:.1} before the logins, {:.1} after)",
+                before.one_hash, after.one_hash
+            ),
+        ));
+        rows.push(Row::value(
+            name,
+            "4. Argon2id measured with every core hashing",
+            format!(
+                "{parallel_limit:.1} hashes/s ({:.1} before, {:.1} after)",
+                before.all_cores, after.all_cores
+            ),
+        ));
+        let share = login.rps() / argon_limit * 100.0;
+        let share_parallel = login.rps() / parallel_limit * 100.0;
+        eprintln!(
+            "   4. login: {:.1}/s = {share:.0} % of the Argon2 limit, {share_parallel:.0} % of all cores hashing",
+            login.rps()
+        );
+        let used_accounts = login.requests;
+        let row = Row::load(name, "4. hosted login (password + TOTP)", login);
+        rows.push(Row {
+            value: Some(format!(
+                "{share:.0} % of cores / one hash; {share_parallel:.0} % of all cores hashing; {login_cpu}"
+            )),
+            ..row
+        });
+        (argon_limit, parallel_limit, used_accounts)
+    } else {
+        let limits = HashingLimits::measure(cores).await?;
+        (limits.one_hash, limits.all_cores, 0)
+    };
 
     // 5. A password-login flood at ten times capacity while /verify runs at c=16.
-    // Ten times what the machine can hash, offered at a steady rate (open loop).
-    let flood_rate = parallel_limit.max(argon_limit) * 10.0;
-    let flood_c = 256;
-    let metrics_before = Metrics::scrape(&client, &base).await?;
-    let flood_cpu = cpu::Sample::take(server.pid(), db_url.is_some());
-    let verify_task = {
-        let (client, base, key, subjects) =
-            (client.clone(), base.clone(), key.clone(), subjects.clone());
-        let offset = next_subject;
-        tokio::spawn(async move {
-            verify_load(&client, &base, &key, &subjects, offset, 16, step, true).await
-        })
-    };
-    let flood = login_load(
-        &client,
-        &base,
-        &accounts,
-        used_accounts,
-        flood_c,
-        step,
-        false,
-        Some(flood_rate),
-    )
-    .await;
-    let verify_under_flood = verify_task.await?;
-    // Per request of either kind: what matters here is who had the cores.
-    let flood_spent = cpu_per(
-        &flood_cpu,
-        server.pid(),
-        db_url.is_some(),
-        verify_under_flood.requests + flood.requests,
-    );
-    next_subject += verify_under_flood.requests;
-    if verify_under_flood.requests == 0 {
-        notes.push(format!(
-            "{name}: scenario 5 had no unused subjects left for /verify; raise --subjects"
-        ));
+    if args.runs(5) {
+        // Ten times what the machine can hash, offered at a steady rate (open loop).
+        let flood_rate = parallel_limit.max(argon_limit) * 10.0;
+        let flood_c = 256;
+        let metrics_before = Metrics::scrape(&client, &base).await?;
+        let flood_cpu = cpu::Sample::take(server.pid(), db_url.is_some());
+        let verify_task = {
+            let (client, base, key, subjects) =
+                (client.clone(), base.clone(), key.clone(), subjects.clone());
+            let offset = next_subject;
+            tokio::spawn(async move {
+                verify_load(&client, &base, &key, &subjects, offset, 16, step, true).await
+            })
+        };
+        let flood = login_load(
+            &client,
+            &base,
+            &accounts,
+            used_accounts,
+            flood_c,
+            step,
+            false,
+            Some(flood_rate),
+        )
+        .await;
+        let verify_under_flood = verify_task.await?;
+        // Per request of either kind: what matters here is who had the cores.
+        let flood_spent = cpu_per(
+            &flood_cpu,
+            server.pid(),
+            db_url.is_some(),
+            verify_under_flood.requests + flood.requests,
+        );
+        next_subject += verify_under_flood.requests;
+        if verify_under_flood.requests == 0 {
+            notes.push(format!(
+                "{name}: scenario 5 had no unused subjects left for /verify; raise --subjects"
+            ));
+        }
+        eprintln!(
+            "   5. flood: verify p99 {:.1} ms; logins {} ok, {} shed (503), {} errors",
+            verify_under_flood.p99_ms(),
+            flood.ok,
+            flood.shed,
+            flood.errors
+        );
+        let metrics_after = Metrics::scrape(&client, &base).await?;
+        let inside = metrics_after.verify().since(&metrics_before.verify());
+        let mut inside = vec![
+            inside
+                .summary("requests inside the server")
+                .unwrap_or_else(|| "no requests inside the server".to_owned()),
+        ];
+        for statement in ["subject_state", "step_claim"] {
+            let groups = metrics_after
+                .group(statement)
+                .since(&metrics_before.group(statement));
+            inside.extend(groups.summary(&format!("{statement} groups")));
+        }
+        let inside = inside.join("; ");
+        let row = Row::load(
+            name,
+            "5. /verify c=16 during the login flood",
+            verify_under_flood,
+        );
+        rows.push(Row {
+            value: Some(inside),
+            ..row
+        });
+        let row = Row::load(name, format!("5. password-login flood, c={flood_c}"), flood);
+        rows.push(Row {
+            value: Some(format!("with the /verify load, {flood_spent}")),
+            ..row
+        });
     }
-    eprintln!(
-        "   5. flood: verify p99 {:.1} ms; logins {} ok, {} shed (503), {} errors",
-        verify_under_flood.p99_ms(),
-        flood.ok,
-        flood.shed,
-        flood.errors
-    );
-    let metrics_after = Metrics::scrape(&client, &base).await?;
-    let inside = metrics_after.verify().since(&metrics_before.verify());
-    let mut inside = vec![
-        inside
-            .summary("requests inside the server")
-            .unwrap_or_else(|| "no requests inside the server".to_owned()),
-    ];
-    for statement in ["subject_state", "step_claim"] {
-        let groups = metrics_after
-            .group(statement)
-            .since(&metrics_before.group(statement));
-        inside.extend(groups.summary(&format!("{statement} groups")));
-    }
-    let inside = inside.join("; ");
-    let row = Row::load(
-        name,
-        "5. /verify c=16 during the login flood",
-        verify_under_flood,
-    );
-    rows.push(Row {
-        value: Some(inside),
-        ..row
-    });
-    let row = Row::load(name, format!("5. password-login flood, c={flood_c}"), flood);
-    rows.push(Row {
-        value: Some(format!("with the /verify load, {flood_spent}")),
-        ..row
-    });
     let (_, peak_after_flood) = server.memory_mib();
     rows.push(Row::value(
         name,
@@ -514,7 +529,7 @@ async fn run_scenarios(
     ));
 
     // 7. /verify with a large subjects table (PostgreSQL).
-    if db_url.is_some() && args.large {
+    if db_url.is_some() && args.large && args.runs(7) {
         let remaining = subjects.len().saturating_sub(next_subject + 1);
         if remaining > 1000 {
             let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM subjects")
