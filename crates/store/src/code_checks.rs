@@ -122,7 +122,7 @@ fn elements(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "(SELECT key AS slot, value AS v FROM json_each($1))",
         Backend::Postgres => {
-            "(SELECT (i - 1) AS slot, v FROM json_array_elements($1::json) WITH ORDINALITY AS e(v, i))"
+            "(SELECT (i - 1) AS slot, v FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(v, i))"
         }
     }
 }
@@ -351,7 +351,7 @@ pub(crate) fn pg_consumed(n: usize) -> String {
         "c AS (
              SELECT * FROM json_to_recordset(${n}::json) AS x(
                  id text, step bigint, drift bigint, now bigint, budget_key text, free bigint,
-                 base_delay bigint, max_delay bigint, window_start bigint, audit json)
+                 base_delay bigint, max_delay bigint, window_start bigint, audit jsonb)
          ), consumed AS (
              UPDATE factors f SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
                     drift_matches = f.drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END
@@ -422,7 +422,7 @@ async fn claim_steps(
                  INSERT INTO {audit_table}
                  SELECT audit->>'id', (audit->>'at')::bigint, audit->>'account_id', audit->>'event',
                         audit->>'ip', audit->>'user_agent', audit->>'detail'
-                 FROM consumed WHERE audit IS NOT NULL AND json_typeof(audit) = 'object'
+                 FROM consumed WHERE audit IS NOT NULL AND jsonb_typeof(audit) = 'object'
              )
              SELECT id FROM consumed",
             pg_consumed(1),
