@@ -36,7 +36,8 @@ pub struct Args {
     #[arg(long)]
     pub skip_sqlite: bool,
     /// The scenarios to run, e.g. `--scenarios 4` to repeat the hosted login alone (3 compares
-    /// with 1 and runs only with it; 6's start and idle figures always come).
+    /// with 1 and runs only with it; 6's start and idle figures always come, its peaks with 1
+    /// and 5).
     #[arg(long, value_delimiter = ',', default_values_t = [1u8, 2, 3, 4, 5, 7])]
     pub scenarios: Vec<u8>,
 }

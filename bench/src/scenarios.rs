@@ -517,16 +517,20 @@ async fn run_scenarios(
         });
     }
     let (_, peak_after_flood) = server.memory_mib();
-    rows.push(Row::value(
-        name,
-        "6. RSS peak after scenario 1",
-        format!("{peak_after_verify:.1} MiB"),
-    ));
-    rows.push(Row::value(
-        name,
-        "6. RSS peak after the flood",
-        format!("{peak_after_flood:.1} MiB"),
-    ));
+    if args.runs(1) {
+        rows.push(Row::value(
+            name,
+            "6. RSS peak after scenario 1",
+            format!("{peak_after_verify:.1} MiB"),
+        ));
+    }
+    if args.runs(5) {
+        rows.push(Row::value(
+            name,
+            "6. RSS peak after the flood",
+            format!("{peak_after_flood:.1} MiB"),
+        ));
+    }
 
     // 7. /verify with a large subjects table (PostgreSQL).
     if db_url.is_some() && args.large && args.runs(7) {
