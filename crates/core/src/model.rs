@@ -178,13 +178,6 @@ pub enum EmailChangeOutcome {
     Taken,
 }
 
-/// Failures counted against one key (an account or a client IP) of an attempt budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttemptRecord {
-    pub failures: u32,
-    pub last_failure_at: OffsetDateTime,
-}
-
 /// An outgoing message, sealed at rest because its links are bearer secrets.
 #[derive(Debug, Clone)]
 pub struct OutboxItem {

@@ -21,16 +21,23 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a consuming statement made of a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed<T> {
+    /// It matched and is now used up.
+    Now(T),
+    /// It matched something a request used moments ago (a concurrent replay of a code the
+    /// guesser already had): nothing learnt, so the attempt is given back.
+    Already,
+    /// It did not match.
+    No,
+}
+
 /// What the password step asks the store before it hashes.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLookup<'a> {
     /// `None` for an address that does not parse (no account can match).
     pub email: Option<&'a str>,
-    /// The account's login budget is keyed `account_key_prefix` + its id …
-    pub account_key_prefix: &'a str,
-    /// … and, when no account matches, keyed on this instead.
-    pub no_account_key: &'a str,
-    pub ip_key: Option<&'a str>,
     /// Keyed hash of the device cookie; empty when the client sent none (never matches).
     pub device_hash: &'a [u8],
     pub network: Option<&'a str>,
@@ -40,8 +47,6 @@ pub struct LoginLookup<'a> {
 #[derive(Debug, Clone)]
 pub struct LoginRecords {
     pub account: Option<Account>,
-    pub account_budget: Option<AttemptRecord>,
-    pub ip_budget: Option<AttemptRecord>,
     /// Whether the account has used this browser and network (both false without an account).
     pub seen: crate::device::Seen,
 }
@@ -144,8 +149,13 @@ pub trait SessionStore: Send + Sync {
         idle_cutoff: OffsetDateTime,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
-    /// Counts a wrong second-factor code against a partial session; returns the new count.
-    async fn record_session_factor_failure(&self, id: SessionId) -> StoreResult<u32>;
+    /// Pays for one code tried in a waiting sign-in (second step or new-device code) before
+    /// it is checked: counts it unless `limit` codes were tried already. The new count, or
+    /// `None` when the sign-in's attempts are spent (or the session is gone).
+    async fn reserve_session_attempt(&self, id: SessionId, limit: u32) -> StoreResult<Option<u32>>;
+    /// Gives back an attempt paid by [`SessionStore::reserve_session_attempt`] and not
+    /// evaluated after all.
+    async fn give_back_session_attempt(&self, id: SessionId) -> StoreResult<()>;
     /// Replaces a partial session by a full one, atomically: `false` if the partial session
     /// was already used or removed.
     async fn complete_partial_session(&self, swap: &SessionSwap) -> StoreResult<bool>;
@@ -170,13 +180,8 @@ pub trait FactorStore: Send + Sync {
     async fn create_factor(&self, factor: &Factor, audit: &AuditEvent) -> StoreResult<()>;
     /// All factors of an owner, pending and active.
     async fn factors_of(&self, owner: &str) -> StoreResult<Vec<Factor>>;
-    /// An owner's active factors and the attempt record under `budget_key`, in one query:
-    /// everything a code check reads.
-    async fn code_check_state(
-        &self,
-        owner: &str,
-        budget_key: &str,
-    ) -> StoreResult<(Vec<Factor>, Option<AttemptRecord>)>;
+    /// An owner's active factors: everything a code check reads.
+    async fn code_check_state(&self, owner: &str) -> StoreResult<Vec<Factor>>;
     /// Activates a pending, unexpired factor and uses up the confirming step, with one
     /// conditional UPDATE; stores the first backup codes when given. `false` if it was not
     /// pending any more (or expired, or the step was used).
@@ -193,7 +198,6 @@ pub trait FactorStore: Send + Sync {
     /// Records an accepted TOTP step if, and only if, it is later than the last one accepted:
     /// of N concurrent requests with the same code exactly one gets `true`.
     /// `audit`, when given, is written in the same transaction as a successful consumption.
-    /// Nothing is consumed (`false`) while `guard`'s budget is spent.
     async fn consume_totp_step(
         &self,
         id: Uuid,
@@ -201,11 +205,10 @@ pub trait FactorStore: Send + Sync {
         drift: i64,
         now: OffsetDateTime,
         audit: Option<&AuditEvent>,
-        guard: &crate::throttle::BudgetGuard,
     ) -> StoreResult<bool>;
     /// [`FactorStore::consume_totp_step`] for a login's second step: the step is consumed and,
     /// in the same commit, `swap`'s partial session gives way to its full session. `None`: not
-    /// consumed (used, or the budget spent). `Some(false)`: consumed, but the partial session
+    /// consumed (used by another request). `Some(false)`: consumed, but the partial session
     /// was already gone (used, voided or expired away), so no session was made.
     async fn sign_in_with_totp_step(
         &self,
@@ -213,7 +216,6 @@ pub trait FactorStore: Send + Sync {
         step: i64,
         drift: i64,
         now: OffsetDateTime,
-        guard: &crate::throttle::BudgetGuard,
         swap: &SessionSwap,
     ) -> StoreResult<Option<bool>>;
     async fn rename_factor(&self, owner: &str, id: Uuid, label: &str) -> StoreResult<bool>;
@@ -234,16 +236,16 @@ pub trait FactorStore: Send + Sync {
         now: OffsetDateTime,
         effects: &Effects,
     ) -> StoreResult<()>;
-    /// Uses a backup code with one conditional UPDATE; `Some(remaining)` if it was unused
-    /// and `guard`'s budget is open.
+    /// Uses a backup code with one conditional UPDATE: `Now(remaining)` if it was unused,
+    /// `Already` if it was used at or after `recent`.
     async fn consume_backup_code(
         &self,
         owner: &str,
         hash: &[u8],
         now: OffsetDateTime,
+        recent: OffsetDateTime,
         audit: Option<&AuditEvent>,
-        guard: &crate::throttle::BudgetGuard,
-    ) -> StoreResult<Option<u32>>;
+    ) -> StoreResult<Consumed<u32>>;
     async fn backup_codes_left(&self, owner: &str) -> StoreResult<u32>;
     /// [`FactorStore::factors_of`] with the owner's unused backup codes counted in the same
     /// read (0 when it has no factors, since codes only back factors up).
@@ -273,17 +275,20 @@ pub trait ChallengeStore: Send + Sync {
         max_attempts: u32,
     ) -> StoreResult<Vec<CodeChallenge>>;
     async fn code_challenge(&self, owner: &str, id: Uuid) -> StoreResult<Option<CodeChallenge>>;
-    /// Uses the challenge if `code_hash` matches and it is open, with one conditional UPDATE
-    /// (and the factor's last use, and `audit`, in the same transaction). Otherwise counts a
-    /// wrong try against it and returns `false`.
+    /// One try of a code against an open challenge, paid for and checked in one conditional
+    /// UPDATE: refused unless fewer than `max_attempts` tries were made, counted when wrong,
+    /// used up when right (with the factor's last use, and `audit`, in the same transaction).
+    /// `Already` when the challenge is closed and `code_hash` is the code it was used with at
+    /// or after `recent`.
     async fn consume_code_challenge(
         &self,
         id: Uuid,
         code_hash: &[u8],
         now: OffsetDateTime,
+        recent: OffsetDateTime,
         max_attempts: u32,
         audit: Option<&AuditEvent>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Consumed<()>>;
     /// Where the sign-in behind an open emailed link comes from: the waiting session's IP
     /// address and user agent, and when the code was sent.
     async fn link_request(
@@ -569,16 +574,14 @@ pub trait ApiStore: Send + Sync {
         rp: Option<(&str, &[String])>,
     ) -> StoreResult<bool>;
     /// A subject's internal id together with what a code check reads for it (as
-    /// [`FactorStore::code_check_state`] for owner `owner_prefix` + id and budget
-    /// `budget_prefix` + owner), in one query; `None` for an unknown subject.
-    #[allow(clippy::type_complexity)]
+    /// [`FactorStore::code_check_state`] for owner `owner_prefix` + id), in one query; `None`
+    /// for an unknown subject.
     async fn subject_check_state(
         &self,
         tenant: Uuid,
         external_id: &str,
         owner_prefix: &str,
-        budget_prefix: &str,
-    ) -> StoreResult<Option<(Uuid, Vec<Factor>, Option<AttemptRecord>)>>;
+    ) -> StoreResult<Option<(Uuid, Vec<Factor>)>>;
     /// The subject's internal id; created with `create_with` when it does not exist.
     async fn subject(
         &self,
@@ -604,27 +607,22 @@ pub trait KeyStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// Attempt budgets (see [`crate::throttle`]).
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
-    async fn attempts(&self, key: &str) -> StoreResult<Option<AttemptRecord>>;
-    /// Counts one failure atomically; failures older than `window_start` are forgotten first.
-    async fn record_failure(
+    /// Pays for one attempt against `key` before its guess is evaluated: counted in the one
+    /// statement that refuses it, writing nothing, while `budget` is spent at `now`.
+    /// Concurrent calls may be written together.
+    async fn reserve_attempt(
         &self,
-        key: &str,
+        key: &crate::throttle::AttemptKey,
+        budget: &crate::throttle::Budget,
         now: OffsetDateTime,
-        window_start: OffsetDateTime,
-    ) -> StoreResult<AttemptRecord>;
-    /// A wrong second-factor code: counts it as [`AttemptStore::record_failure`] does and
-    /// writes `audit` in the same transaction, its detail (an object) given the count as
-    /// `failures`. Concurrent calls may be written together.
-    async fn record_code_failure(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        window_start: OffsetDateTime,
-        audit: &AuditEvent,
-    ) -> StoreResult<AttemptRecord>;
-    async fn clear_attempts(&self, key: &str) -> StoreResult<()>;
+    ) -> StoreResult<crate::throttle::Reservation>;
+    /// Gives back one attempt that proved nothing (see [`Consumed::Already`]).
+    async fn give_back_attempt(&self, key: &crate::throttle::AttemptKey) -> StoreResult<()>;
+    /// Forgets every attempt on record: the secret was proven.
+    async fn clear_attempts(&self, key: &crate::throttle::AttemptKey) -> StoreResult<()>;
 }
 
 #[async_trait]

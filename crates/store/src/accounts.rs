@@ -1,5 +1,4 @@
 use crate::SqlStore;
-use crate::attempts::attempt_record;
 use crate::audit::insert_audit;
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::devices::seen_from_row;
@@ -100,24 +99,16 @@ impl AccountStore for SqlStore {
         // address costs the same round trip as a known one.
         let row = sqlx::query(concat!(
             "SELECT a.*,
-               ab.failures AS account_failures, ab.last_failure_at AS account_last_failure_at,
-               ib.failures AS ip_failures, ib.last_failure_at AS ip_last_failure_at,
                (SELECT d.last_seen_at FROM known_devices d
-                 WHERE d.account_id = a.id AND d.device_hash = $5) AS device_seen_at,
+                 WHERE d.account_id = a.id AND d.device_hash = $2) AS device_seen_at,
                (SELECT n.last_seen_at FROM known_networks n
-                 WHERE n.account_id = a.id AND n.network = $6) AS network_seen_at
+                 WHERE n.account_id = a.id AND n.network = $3) AS network_seen_at
              FROM (SELECT 1 AS one) x
              LEFT JOIN (SELECT ",
             account_columns!(),
-            " FROM accounts WHERE email = $1) a ON 1 = 1
-             LEFT JOIN attempt_budgets ab
-               ON ab.key = CASE WHEN a.id IS NULL THEN $3 ELSE $2 || a.id END
-             LEFT JOIN attempt_budgets ib ON ib.key = $4"
+            " FROM accounts WHERE email = $1) a ON 1 = 1"
         ))
         .bind(q.email)
-        .bind(q.account_key_prefix)
-        .bind(q.no_account_key)
-        .bind(q.ip_key)
         .bind(q.device_hash.to_vec())
         .bind(q.network.unwrap_or_default())
         .fetch_one(&self.pool)
@@ -129,8 +120,6 @@ impl AccountStore for SqlStore {
         };
         Ok(LoginRecords {
             account,
-            account_budget: attempt_record(&row, "account_failures", "account_last_failure_at")?,
-            ip_budget: attempt_record(&row, "ip_failures", "ip_last_failure_at")?,
             seen: seen_from_row(&row, q.network.is_some())?,
         })
     }

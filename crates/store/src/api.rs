@@ -4,7 +4,7 @@ use crate::codec::{db_error, get, ms, uuid};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use twofold_core::keys::Sealed;
-use twofold_core::model::{ApiKeyRecord, AttemptRecord, Factor};
+use twofold_core::model::{ApiKeyRecord, Factor};
 use twofold_core::ports::{ApiStore, KeyStore, StoreResult};
 use uuid::Uuid;
 
@@ -120,18 +120,16 @@ impl ApiStore for SqlStore {
         tenant: Uuid,
         external_id: &str,
         owner_prefix: &str,
-        budget_prefix: &str,
-    ) -> StoreResult<Option<(Uuid, Vec<Factor>, Option<AttemptRecord>)>> {
+    ) -> StoreResult<Option<(Uuid, Vec<Factor>)>> {
         let found = self
             .checks
             .subject_state(SubjectQuery {
                 tenant,
                 external_id: external_id.to_owned(),
                 owner_prefix: owner_prefix.to_owned(),
-                budget_prefix: budget_prefix.to_owned(),
             })
             .await?;
-        Ok(found.map(|(id, (factors, budget))| (id, factors, budget)))
+        Ok(found)
     }
 
     async fn subject(

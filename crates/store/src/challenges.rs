@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 use twofold_core::model::*;
-use twofold_core::ports::{ChallengeStore, StoreResult};
+use twofold_core::ports::{ChallengeStore, Consumed, StoreResult};
 use uuid::Uuid;
 
 macro_rules! challenge_columns {
@@ -186,15 +186,21 @@ impl ChallengeStore for SqlStore {
         id: Uuid,
         code_hash: &[u8],
         now: OffsetDateTime,
+        recent: OffsetDateTime,
         max_attempts: u32,
         audit: Option<&AuditEvent>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Consumed<()>> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let used = sqlx::query(
-            "UPDATE code_challenges SET used_at = $3
-             WHERE id = $1 AND code_hash = $2 AND used_at IS NULL AND voided_at IS NULL
+        // The try is paid for (`attempts < $4`, counted when wrong) and checked in this one
+        // statement: tries that arrive together queue on the row, and none is checked once
+        // the challenge's tries are spent.
+        let tried = sqlx::query(
+            "UPDATE code_challenges
+             SET attempts = attempts + CASE WHEN code_hash = $2 THEN 0 ELSE 1 END,
+                 used_at = CASE WHEN code_hash = $2 THEN $3 ELSE NULL END
+             WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL
                AND expires_at > $3 AND attempts < $4
-             RETURNING factor_id",
+             RETURNING factor_id, used_at",
         )
         .bind(id.to_string())
         .bind(code_hash.to_vec())
@@ -203,18 +209,14 @@ impl ChallengeStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        let Some(row) = used else {
-            sqlx::query(
-                "UPDATE code_challenges SET attempts = attempts + 1
-                 WHERE id = $1 AND used_at IS NULL",
-            )
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let Some(row) = tried else {
             tx.commit().await.map_err(db_error)?;
-            return Ok(false);
+            return self.used_with(id, code_hash, recent).await;
         };
+        if get::<Option<i64>>(&row, "used_at")?.is_none() {
+            tx.commit().await.map_err(db_error)?;
+            return Ok(Consumed::No);
+        }
         sqlx::query("UPDATE factors SET last_used_at = $2 WHERE id = $1")
             .bind(get::<String>(&row, "factor_id")?)
             .bind(ms(now))
@@ -225,7 +227,7 @@ impl ChallengeStore for SqlStore {
             insert_audit(&mut *tx, audit).await?;
         }
         tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(Consumed::Now(()))
     }
 
     async fn link_request(
@@ -347,5 +349,30 @@ impl ChallengeStore for SqlStore {
             .map_err(db_error)?
             .rows_affected();
         Ok(a + b)
+    }
+}
+
+impl SqlStore {
+    /// `Already` when challenge `id` was used with `code_hash` at or after `recent`.
+    async fn used_with(
+        &self,
+        id: Uuid,
+        code_hash: &[u8],
+        recent: OffsetDateTime,
+    ) -> StoreResult<Consumed<()>> {
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM code_challenges WHERE id = $1 AND code_hash = $2 AND used_at >= $3",
+        )
+        .bind(id.to_string())
+        .bind(code_hash.to_vec())
+        .bind(ms(recent))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(if used.is_some() {
+            Consumed::Already
+        } else {
+            Consumed::No
+        })
     }
 }

@@ -1,45 +1,43 @@
-//! The statements of a code check, run in groups (see [`crate::batch`]): finding an API
-//! subject, reading an owner's active factors with its attempt budget, consuming a TOTP
-//! step, and counting a wrong code (`code_failures`). Each takes a JSON array of inputs, so
-//! a group is one statement with one parameter (two, in one transaction, for a wrong code).
+//! The statements of a code check, run in groups (see [`crate::batch`]): paying for the
+//! attempt (`attempts`), finding an API subject, reading an owner's active factors, and
+//! consuming a TOTP step. Each takes a JSON array of inputs, so a group is one statement with
+//! one parameter (a reservation group whose keys repeat is one statement per repetition).
 //!
-//! Consuming stays one conditional UPDATE per factor (`last_step < step`), now also
-//! conditional on the owner's second-factor budget being open at that moment, so neither
-//! replay protection nor the budget depends on what was read before.
+//! Consuming stays one conditional UPDATE per factor (`last_step < step`), so replay
+//! protection does not depend on what was read before. The budget is not its business: the
+//! attempt was paid for before the code was looked at.
 //!
 //! The SQL strings are assembled from this module's constants only (`AssertSqlSafe`); every
 //! input travels in the one bound JSON parameter.
 
 use crate::Backend;
-use crate::attempts::attempt_record;
+use crate::attempts::{ReserveInput, reserve_group};
 use crate::audit::audit_insert;
 use crate::batch::{Batcher, Conn};
-use crate::code_failures::{CodeFailure, record_code_failures};
 use crate::codec::{db_error, get, ms, uuid};
 use crate::factors::factor_from_row;
 use serde_json::{Value, json};
 use sqlx::AnyPool;
 use std::collections::HashMap;
 use time::OffsetDateTime;
-use twofold_core::model::{AttemptRecord, AuditEvent, Factor};
+use twofold_core::model::{AuditEvent, Factor};
 use twofold_core::ports::StoreResult;
-use twofold_core::throttle::BudgetGuard;
+use twofold_core::throttle::Reservation;
 use uuid::Uuid;
 
 /// Inputs per group: enough to absorb the concurrency of a busy node, small enough that one
 /// statement stays short.
 const MAX_BATCH: usize = 64;
 
-pub(crate) type CheckState = (Vec<Factor>, Option<AttemptRecord>);
+pub(crate) type CheckState = Vec<Factor>;
 
-/// A verification-API subject by (tenant, external id), with the prefixes that make its owner
-/// key (`owner_prefix` + id) and its budget key (`budget_prefix` + owner key).
+/// A verification-API subject by (tenant, external id), with the prefix that makes its owner
+/// key (`owner_prefix` + id).
 #[derive(Debug, Clone)]
 pub(crate) struct SubjectQuery {
     pub tenant: Uuid,
     pub external_id: String,
     pub owner_prefix: String,
-    pub budget_prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -48,26 +46,22 @@ pub(crate) struct StepClaim {
     pub step: i64,
     pub drift: i64,
     pub now: OffsetDateTime,
-    pub guard: BudgetGuard,
     pub audit: Option<AuditEvent>,
 }
 
 #[derive(Debug)]
 pub(crate) struct CodeChecks {
     subject_states: Batcher<SubjectQuery, Option<(Uuid, CheckState)>>,
-    states: Batcher<(String, String), CheckState>,
+    states: Batcher<String, CheckState>,
     claims: Batcher<StepClaim, bool>,
-    failures: Batcher<CodeFailure, AttemptRecord>,
+    reservations: Batcher<ReserveInput, Reservation>,
 }
 
 impl CodeChecks {
     /// `group_pool` is the checks' own: its connections are held by the four workers.
     pub(crate) fn spawn(pool: &AnyPool, group_pool: &AnyPool, backend: Backend) -> Self {
-        // Both backends group. PostgreSQL ran each caller's statements alone until groups
-        // had connections of their own: groups on the main pool waited for a connection
-        // during the login flood (/verify p99 450-550 ms, against 60-75 ms alone), on their
-        // own connections they did not (`git show df4d184:BENCHMARKS.md`, run of 2026-12-01
-        // 22:08 UTC).
+        // Groups have connections of their own: on the main pool they waited for one during
+        // a login flood (BENCHMARKS.md).
         // Each group runs `$run(&mut conn, backend, batch)` on its worker's held connection.
         macro_rules! group {
             ($name:literal, $run:ident) => {
@@ -86,12 +80,12 @@ impl CodeChecks {
         let subject_states = group!("subject_state", read_subject_states);
         let states = group!("check_state", read_states);
         let claims = group!("step_claim", claim_steps);
-        let failures = group!("code_failure", record_code_failures);
+        let reservations = group!("reservation", reserve_group);
         Self {
             subject_states,
             states,
             claims,
-            failures,
+            reservations,
         }
     }
 
@@ -102,18 +96,16 @@ impl CodeChecks {
         self.subject_states.call(query).await
     }
 
-    pub(crate) async fn state(&self, owner: &str, budget_key: &str) -> StoreResult<CheckState> {
-        self.states
-            .call((owner.to_owned(), budget_key.to_owned()))
-            .await
+    pub(crate) async fn state(&self, owner: &str) -> StoreResult<CheckState> {
+        self.states.call(owner.to_owned()).await
     }
 
     pub(crate) async fn claim(&self, claim: StepClaim) -> StoreResult<bool> {
         self.claims.call(claim).await
     }
 
-    pub(crate) async fn failure(&self, failure: CodeFailure) -> StoreResult<AttemptRecord> {
-        self.failures.call(failure).await
+    pub(crate) async fn reserve(&self, input: ReserveInput) -> StoreResult<Reservation> {
+        self.reservations.call(input).await
     }
 }
 
@@ -135,35 +127,16 @@ fn nth(backend: Backend, n: usize) -> String {
     }
 }
 
-/// Joins the budget row `b` under key `key`. PostgreSQL plans these statements once per
-/// connection and keeps the plan; planned while `attempt_budgets` was young (never analyzed,
-/// so its size is guessed), the plain join became a hash join over a scan of the whole table,
-/// which grew to milliseconds per statement as failures accumulated. A `LIMIT 1` lateral
-/// lookup is always a primary-key probe per input.
-fn budget_join(backend: Backend, key: &str) -> String {
-    match backend {
-        Backend::Sqlite => format!("LEFT JOIN attempt_budgets b ON b.key = {key}"),
-        Backend::Postgres => format!(
-            "LEFT JOIN LATERAL (SELECT failures, last_failure_at FROM attempt_budgets
-                                WHERE key = {key} LIMIT 1) b ON true"
-        ),
-    }
-}
-
 fn slot_of(row: &sqlx::any::AnyRow) -> StoreResult<usize> {
     Ok(usize::try_from(get::<i64>(row, "slot")?).unwrap_or(usize::MAX))
 }
 
 const FACTOR_COLUMNS: &str = "f.id, f.owner, f.kind, f.label, f.status, f.key_id, f.secret,
     f.algorithm, f.digits, f.period, f.last_step, f.last_drift, f.drift_matches, f.created_at,
-    f.expires_at, f.confirmed_at, f.last_used_at, f.hint,
-    b.failures AS b_failures, b.last_failure_at AS b_last_failure_at";
+    f.expires_at, f.confirmed_at, f.last_used_at, f.hint";
 
-/// Adds a row of the factors-and-budget join to its input's state.
-fn add_to_state(row: &sqlx::any::AnyRow, (factors, budget): &mut CheckState) -> StoreResult<()> {
-    if let Some(record) = attempt_record(row, "b_failures", "b_last_failure_at")? {
-        *budget = Some(record);
-    }
+/// Adds a row of the factors join to its input's state.
+fn add_to_state(row: &sqlx::any::AnyRow, factors: &mut CheckState) -> StoreResult<()> {
     if get::<Option<String>>(row, "id")?.is_some() {
         factors.push(factor_from_row(row)?);
     }
@@ -177,14 +150,7 @@ async fn read_subject_states(
 ) -> StoreResult<Vec<Option<(Uuid, CheckState)>>> {
     let input: Vec<Value> = batch
         .iter()
-        .map(|q| {
-            json!([
-                q.tenant.to_string(),
-                q.external_id,
-                q.owner_prefix,
-                q.budget_prefix
-            ])
-        })
+        .map(|q| json!([q.tenant.to_string(), q.external_id, q.owner_prefix]))
         .collect();
     // LEFT JOINs keep SQLite's loop over the inputs outermost, so each input finds its rows
     // through the (tenant_id, external_id) and (owner, status) indexes.
@@ -193,15 +159,10 @@ async fn read_subject_states(
          FROM {} j
          LEFT JOIN subjects s ON s.tenant_id = {} AND s.external_id = {}
          LEFT JOIN factors f ON f.owner = {owner} || s.id AND f.status = 'active'
-         {}
          ORDER BY j.slot, f.created_at, f.id",
         elements(backend),
         nth(backend, 0),
         nth(backend, 1),
-        budget_join(
-            backend,
-            &format!("{} || {} || s.id", nth(backend, 3), nth(backend, 2))
-        ),
         owner = nth(backend, 2),
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -218,7 +179,7 @@ async fn read_subject_states(
             continue;
         };
         let id = uuid(&subject)?;
-        let (_, state) = place.get_or_insert_with(|| (id, (Vec::new(), None)));
+        let (_, state) = place.get_or_insert_with(|| (id, Vec::new()));
         add_to_state(row, state)?;
     }
     Ok(found)
@@ -227,99 +188,29 @@ async fn read_subject_states(
 async fn read_states(
     conn: &mut Conn,
     backend: Backend,
-    batch: Vec<(String, String)>,
+    batch: Vec<String>,
 ) -> StoreResult<Vec<CheckState>> {
-    let input: Vec<Value> = batch
-        .iter()
-        .map(|(owner, budget_key)| json!([owner, budget_key]))
-        .collect();
+    let input: Vec<Value> = batch.iter().map(|owner| json!([owner])).collect();
     let sql = format!(
         "SELECT j.slot AS slot, {FACTOR_COLUMNS}
          FROM {} j
          LEFT JOIN factors f ON f.owner = {} AND f.status = 'active'
-         {}
          ORDER BY j.slot, f.created_at, f.id",
         elements(backend),
         nth(backend, 0),
-        budget_join(backend, &nth(backend, 1)),
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(Value::Array(input).to_string())
         .fetch_all(&mut **conn)
         .await
         .map_err(db_error)?;
-    let mut states: Vec<CheckState> = batch.iter().map(|_| (Vec::new(), None)).collect();
+    let mut states: Vec<CheckState> = batch.iter().map(|_| Vec::new()).collect();
     for row in &rows {
         if let Some(state) = states.get_mut(slot_of(row)?) {
             add_to_state(row, state)?;
         }
     }
     Ok(states)
-}
-
-/// SQL true when the budget row `b` is spent at `c.now`: the same rule as
-/// [`twofold_core::throttle::Budget::blocked_for`], over the claim's own budget columns.
-pub(crate) fn budget_spent(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => {
-            "b.last_failure_at >= c.window_start AND b.failures > c.free
-             AND b.last_failure_at
-                 + min(c.max_delay, c.base_delay << max(0, min(30, b.failures - c.free - 1)))
-                 > c.now"
-        }
-        Backend::Postgres => {
-            "b.last_failure_at >= c.window_start AND b.failures > c.free
-             AND b.last_failure_at
-                 + LEAST(c.max_delay,
-                         c.base_delay << GREATEST(0, LEAST(30, b.failures - c.free - 1))::int)
-                 > c.now"
-        }
-    }
-}
-
-/// SQL true when claim `c`'s budget is open. A scalar subquery with `LIMIT 1` stays a
-/// primary-key probe per claim (see [`budget_join`]); `NOT EXISTS` would be planned as a join.
-fn budget_open(backend: Backend) -> String {
-    format!(
-        "NOT COALESCE((SELECT true FROM attempt_budgets b
-                       WHERE b.key = c.budget_key AND {} LIMIT 1), false)",
-        budget_spent(backend)
-    )
-}
-
-/// A guard as the columns [`budget_spent`] reads from `c`, in milliseconds.
-pub(crate) struct GuardColumns {
-    pub budget_key: String,
-    pub now: i64,
-    pub free: i64,
-    pub base_delay: i64,
-    pub max_delay: i64,
-    pub window_start: i64,
-}
-
-impl GuardColumns {
-    pub(crate) fn new(guard: &BudgetGuard, now: OffsetDateTime) -> Self {
-        let b = guard.budget;
-        Self {
-            budget_key: guard.key.clone(),
-            now: ms(now),
-            free: i64::from(b.free_failures),
-            base_delay: i64::try_from(b.base_delay.whole_milliseconds()).unwrap_or(i64::MAX),
-            max_delay: i64::try_from(b.max_delay.whole_milliseconds()).unwrap_or(i64::MAX),
-            window_start: ms(now - b.window),
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "budget_key": self.budget_key,
-            "now": self.now,
-            "free": self.free,
-            "base_delay": self.base_delay,
-            "max_delay": self.max_delay,
-            "window_start": self.window_start,
-        })
-    }
 }
 
 pub(crate) fn audit_json(audit: &AuditEvent) -> Value {
@@ -336,12 +227,13 @@ pub(crate) fn audit_json(audit: &AuditEvent) -> Value {
 
 /// A claim as an element of the JSON array the claim statements take.
 pub(crate) fn claim_json(c: &StepClaim) -> Value {
-    let mut v = GuardColumns::new(&c.guard, c.now).json();
-    v["id"] = json!(c.id.to_string());
-    v["step"] = json!(c.step);
-    v["drift"] = json!(c.drift);
-    v["audit"] = c.audit.as_ref().map(audit_json).unwrap_or(Value::Null);
-    v
+    json!({
+        "id": c.id.to_string(),
+        "step": c.step,
+        "drift": c.drift,
+        "now": ms(c.now),
+        "audit": c.audit.as_ref().map(audit_json).unwrap_or(Value::Null),
+    })
 }
 
 /// PostgreSQL's claims `c` from the JSON array in parameter `$n`, and `consumed`: the
@@ -350,17 +242,14 @@ pub(crate) fn pg_consumed(n: usize) -> String {
     format!(
         "c AS (
              SELECT * FROM json_to_recordset(${n}::json) AS x(
-                 id text, step bigint, drift bigint, now bigint, budget_key text, free bigint,
-                 base_delay bigint, max_delay bigint, window_start bigint, audit jsonb)
+                 id text, step bigint, drift bigint, now bigint, audit jsonb)
          ), consumed AS (
              UPDATE factors f SET last_step = c.step, last_drift = c.drift, last_used_at = c.now,
                     drift_matches = f.drift_matches + CASE WHEN c.drift = 0 THEN 0 ELSE 1 END
              FROM c
              WHERE f.id = c.id AND f.status = 'active' AND f.last_step < c.step
-               AND {}
              RETURNING f.id, c.audit
-         )",
-        budget_open(Backend::Postgres)
+         )"
     )
 }
 
@@ -380,16 +269,9 @@ pub(crate) fn sqlite_claim_update(input: &str) -> String {
                 pending_audit = c.audit
          FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.step') AS step,
                       json_extract(value, '$.drift') AS drift, json_extract(value, '$.now') AS now,
-                      json_extract(value, '$.budget_key') AS budget_key,
-                      json_extract(value, '$.free') AS free,
-                      json_extract(value, '$.base_delay') AS base_delay,
-                      json_extract(value, '$.max_delay') AS max_delay,
-                      json_extract(value, '$.window_start') AS window_start,
                       json(json_extract(value, '$.audit')) AS audit
                FROM json_each({input})) AS c
-         WHERE factors.id = c.id AND factors.status = 'active' AND factors.last_step < c.step
-           AND {}",
-        budget_open(Backend::Sqlite)
+         WHERE factors.id = c.id AND factors.status = 'active' AND factors.last_step < c.step"
     )
 }
 

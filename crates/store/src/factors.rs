@@ -1,6 +1,6 @@
 use crate::SqlStore;
 use crate::audit::insert_audit;
-use crate::code_checks::{GuardColumns, StepClaim, budget_spent};
+use crate::code_checks::StepClaim;
 use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use crate::effects::apply_effects;
 use async_trait::async_trait;
@@ -9,8 +9,7 @@ use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 use twofold_core::factor::totp::{Algorithm, TotpParams};
 use twofold_core::model::*;
-use twofold_core::ports::{FactorStore, SessionSwap, StoreError, StoreResult};
-use twofold_core::throttle::BudgetGuard;
+use twofold_core::ports::{Consumed, FactorStore, SessionSwap, StoreError, StoreResult};
 use uuid::Uuid;
 
 pub(crate) fn factor_from_row(row: &AnyRow) -> StoreResult<Factor> {
@@ -121,12 +120,8 @@ impl FactorStore for SqlStore {
         .collect()
     }
 
-    async fn code_check_state(
-        &self,
-        owner: &str,
-        budget_key: &str,
-    ) -> StoreResult<(Vec<Factor>, Option<AttemptRecord>)> {
-        self.checks.state(owner, budget_key).await
+    async fn code_check_state(&self, owner: &str) -> StoreResult<Vec<Factor>> {
+        self.checks.state(owner).await
     }
 
     async fn activate_factor(
@@ -171,7 +166,6 @@ impl FactorStore for SqlStore {
         drift: i64,
         now: OffsetDateTime,
         audit: Option<&AuditEvent>,
-        guard: &BudgetGuard,
     ) -> StoreResult<bool> {
         self.checks
             .claim(StepClaim {
@@ -179,7 +173,6 @@ impl FactorStore for SqlStore {
                 step,
                 drift,
                 now,
-                guard: guard.clone(),
                 audit: audit.cloned(),
             })
             .await
@@ -191,7 +184,6 @@ impl FactorStore for SqlStore {
         step: i64,
         drift: i64,
         now: OffsetDateTime,
-        guard: &BudgetGuard,
         swap: &SessionSwap,
     ) -> StoreResult<Option<bool>> {
         // Not grouped: a sign-in is rare next to code checks, and its swap needs a commit of
@@ -201,7 +193,6 @@ impl FactorStore for SqlStore {
             step,
             drift,
             now,
-            guard: guard.clone(),
             audit: None,
         };
         crate::sessions::sign_in_with_step(self, &claim, swap).await
@@ -285,37 +276,37 @@ impl FactorStore for SqlStore {
         owner: &str,
         hash: &[u8],
         now: OffsetDateTime,
+        recent: OffsetDateTime,
         audit: Option<&AuditEvent>,
-        guard: &BudgetGuard,
-    ) -> StoreResult<Option<u32>> {
+    ) -> StoreResult<Consumed<u32>> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let sql = format!(
+        let done = sqlx::query(
             "UPDATE backup_codes SET used_at = $3
-             WHERE owner = $1 AND code_hash = $2 AND used_at IS NULL
-               AND NOT EXISTS (
-                   SELECT 1 FROM attempt_budgets b,
-                          (SELECT $4 AS budget_key, $5 AS now, $6 AS free, $7 AS base_delay,
-                                  $8 AS max_delay, $9 AS window_start) c
-                   WHERE b.key = c.budget_key AND {})",
-            budget_spent(self.backend)
-        );
-        let g = GuardColumns::new(guard, now);
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+             WHERE owner = $1 AND code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(owner)
+        .bind(hash.to_vec())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if done != 1 {
+            drop(tx);
+            let used: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM backup_codes WHERE owner = $1 AND code_hash = $2 AND used_at >= $3",
+            )
             .bind(owner)
             .bind(hash.to_vec())
-            .bind(ms(now))
-            .bind(g.budget_key)
-            .bind(g.now)
-            .bind(g.free)
-            .bind(g.base_delay)
-            .bind(g.max_delay)
-            .bind(g.window_start)
-            .execute(&mut *tx)
+            .bind(ms(recent))
+            .fetch_optional(&self.pool)
             .await
-            .map_err(db_error)?
-            .rows_affected();
-        if done != 1 {
-            return Ok(None);
+            .map_err(db_error)?;
+            return Ok(if used.is_some() {
+                Consumed::Already
+            } else {
+                Consumed::No
+            });
         }
         if let Some(audit) = audit {
             insert_audit(&mut *tx, audit).await?;
@@ -328,7 +319,7 @@ impl FactorStore for SqlStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok(Some(u32::try_from(left).unwrap_or(0)))
+        Ok(Consumed::Now(u32::try_from(left).unwrap_or(0)))
     }
 
     async fn factors_and_backup_codes_left(&self, owner: &str) -> StoreResult<(Vec<Factor>, u32)> {

@@ -12,7 +12,6 @@ pub mod backend;
 mod batch;
 mod challenges;
 mod code_checks;
-mod code_failures;
 mod codec;
 mod console;
 mod devices;

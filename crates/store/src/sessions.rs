@@ -183,7 +183,7 @@ pub(crate) async fn sign_in_with_step(
         .fetch_optional(&store.pool)
         .await
         .map_err(db_error)?;
-    // No row: the trigger found the step used (or the budget spent) and wrote nothing.
+    // No row: the trigger found the step used and wrote nothing.
     row.map(|row| get::<i64>(&row, "swapped").map(|n| n == 1))
         .transpose()
 }
@@ -365,17 +365,30 @@ impl SessionStore for SqlStore {
         )
     }
 
-    async fn record_session_factor_failure(&self, id: SessionId) -> StoreResult<u32> {
+    async fn reserve_session_attempt(&self, id: SessionId, limit: u32) -> StoreResult<Option<u32>> {
         let n: Option<i64> = sqlx::query_scalar(
-            "UPDATE sessions SET factor_failures = factor_failures + 1 WHERE id = $1
+            "UPDATE sessions SET factor_failures = factor_failures + 1
+             WHERE id = $1 AND factor_failures < $2
              RETURNING factor_failures",
         )
         .bind(id.to_string())
+        .bind(i64::from(limit))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            .unwrap_or(u32::MAX))
+        Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn give_back_session_attempt(&self, id: SessionId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET factor_failures = factor_failures - 1
+             WHERE id = $1 AND factor_failures > 0",
+        )
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     async fn complete_partial_session(&self, swap: &SessionSwap) -> StoreResult<bool> {

@@ -30,7 +30,23 @@ pub struct TestApp {
     pub sms: SmsGateway,
     pub store: SqlStore,
     pub db: TestDb,
+    /// The data-keys file this node opened: every node of one database needs the same.
+    keys: String,
     shutdown: CancellationToken,
+}
+
+/// Another node of a [`TestApp`]: its own store connections, core and listener on the same
+/// database, with the same keys and clock.
+pub struct Node {
+    pub url: String,
+    pub core: Arc<Core>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
 }
 
 pub async fn spawn_app(db: TestDb) -> TestApp {
@@ -57,45 +73,8 @@ pub async fn spawn_app_configured(
     let addr = listener.local_addr().expect("addr");
     let url = format!("http://{addr}");
     let clock = Arc::new(FakeClock::new(OffsetDateTime::now_utc()));
-    let keys = Keyring::parse(&Keyring::generate_file(&OsRandom)).expect("keys");
-    // Light Argon2 parameters keep the suite fast; production defaults are tested in the core.
-    let hasher = PasswordHasher::new(
-        HashParams {
-            m_cost_kib: 256,
-            t_cost: 1,
-            p_cost: 1,
-        },
-        2,
-        64,
-    )
-    .expect("hasher");
-    let mut settings = CoreSettings {
-        public_url: url.clone(),
-        // Every test client is a new browser; the tests of known devices turn this back on.
-        devices: twofold_core::device::DeviceSettings {
-            verify: false,
-            notify: false,
-            ..Default::default()
-        },
-        ..CoreSettings::default()
-    };
-    configure(&mut settings);
-    let geoip = settings.devices.geoip_database.as_ref().map(|path| {
-        twofold_core::geo::GeoIp::from_bytes(std::fs::read(path).expect("geoip file"))
-            .expect("geoip database")
-    });
-    let core = Core::new(
-        Arc::new(store.clone()),
-        clock.clone(),
-        Arc::new(OsRandom),
-        Arc::new(keys),
-        Arc::new(hasher),
-        settings,
-    );
-    let core = Arc::new(match geoip {
-        Some(g) => core.with_geoip(g),
-        None => core,
-    });
+    let keys_file = Keyring::generate_file(&OsRandom);
+    let core = test_core(&store, &clock, &keys_file, &url, configure);
     let mailer = SmtpMailer::new(&SmtpConfig {
         host: "127.0.0.1".into(),
         port: smtp.port(),
@@ -126,8 +105,79 @@ pub async fn spawn_app_configured(
         Arc::new(delivery),
         shutdown.clone(),
     ));
+    serve(listener, &core, &url, configure_web, &shutdown);
+    TestApp {
+        url,
+        core,
+        clock,
+        smtp,
+        sms,
+        store,
+        db,
+        keys: keys_file.to_string(),
+        shutdown,
+    }
+}
+
+/// A core on `store` as the tests run it, with `configure`'s settings.
+fn test_core(
+    store: &SqlStore,
+    clock: &Arc<FakeClock>,
+    keys_file: &str,
+    url: &str,
+    configure: impl FnOnce(&mut CoreSettings),
+) -> Arc<Core> {
+    let keys = Keyring::parse(keys_file).expect("keys");
+    // Light Argon2 parameters keep the suite fast; production defaults are tested in the core.
+    let hasher = PasswordHasher::new(
+        HashParams {
+            m_cost_kib: 256,
+            t_cost: 1,
+            p_cost: 1,
+        },
+        2,
+        64,
+    )
+    .expect("hasher");
+    let mut settings = CoreSettings {
+        public_url: url.to_owned(),
+        // Every test client is a new browser; the tests of known devices turn this back on.
+        devices: twofold_core::device::DeviceSettings {
+            verify: false,
+            notify: false,
+            ..Default::default()
+        },
+        ..CoreSettings::default()
+    };
+    configure(&mut settings);
+    let geoip = settings.devices.geoip_database.as_ref().map(|path| {
+        twofold_core::geo::GeoIp::from_bytes(std::fs::read(path).expect("geoip file"))
+            .expect("geoip database")
+    });
+    let core = Core::new(
+        Arc::new(store.clone()),
+        clock.clone(),
+        Arc::new(OsRandom),
+        Arc::new(keys),
+        Arc::new(hasher),
+        settings,
+    );
+    Arc::new(match geoip {
+        Some(g) => core.with_geoip(g),
+        None => core,
+    })
+}
+
+/// Serves `core` on `listener` until `shutdown`.
+fn serve(
+    listener: TcpListener,
+    core: &Arc<Core>,
+    url: &str,
+    configure_web: impl FnOnce(&mut WebSettings),
+    shutdown: &CancellationToken,
+) {
     let mut web = WebSettings {
-        public_url: url.clone(),
+        public_url: url.to_owned(),
         // Tests play clients on other networks with X-Forwarded-For from loopback.
         trusted_proxies: vec!["127.0.0.0/8".parse().expect("loopback net")],
         templates_dir: None,
@@ -147,19 +197,26 @@ pub async fn spawn_app_configured(
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     });
-    TestApp {
-        url,
-        core,
-        clock,
-        smtp,
-        sms,
-        store,
-        db,
-        shutdown,
-    }
 }
 
 impl TestApp {
+    /// A second node on this app's database (its own connections, core and port), with the
+    /// same keys, clock and `configure`d settings. Its public URL is this app's, as behind one
+    /// load balancer.
+    pub async fn second_node(&self, configure: impl FnOnce(&mut CoreSettings)) -> Node {
+        let store = self.db.store().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind node");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let core = test_core(&store, &self.clock, &self.keys, &self.url, configure);
+        let shutdown = CancellationToken::new();
+        serve(listener, &core, &self.url, |_| {}, &shutdown);
+        Node {
+            url,
+            core,
+            shutdown,
+        }
+    }
+
     /// A fresh browser-like client with its own cookie jar.
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()

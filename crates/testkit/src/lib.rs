@@ -2,6 +2,7 @@
 //! spawned on port 0 with a fake clock.
 
 pub mod app;
+pub mod burst;
 pub mod db;
 pub mod mmdb;
 pub mod nginx;
@@ -10,7 +11,7 @@ pub mod sms_gateway;
 pub mod smtp;
 pub mod totp;
 
-pub use app::{TestApp, spawn_app, spawn_app_configured, spawn_app_with};
+pub use app::{Node, TestApp, spawn_app, spawn_app_configured, spawn_app_with};
 pub use db::{Backend, TestDb};
 pub use sms_gateway::{RecordedRequest, SmsGateway, Stopping};
 pub use smtp::{ReceivedMail, SmtpSink};

@@ -10,7 +10,6 @@ use twofold_core::model::*;
 use twofold_core::ports::{
     AccountStore, DeviceRecord, DeviceStore, FactorStore, SessionStore, SessionSwap,
 };
-use twofold_core::throttle::{Budget, BudgetGuard};
 use twofold_store::SqlStore;
 use twofold_testkit::{TestApp, TestDb, both_backends, spawn_app};
 use uuid::Uuid;
@@ -193,10 +192,6 @@ async fn totp_second_step_is_one_write(db: TestDb) {
         .unwrap();
     let factor: Uuid = factor.parse().unwrap();
     let now = app.clock.now();
-    let guard = BudgetGuard {
-        key: format!("second_factor:account:{account}"),
-        budget: Budget::second_factor(),
-    };
     let partial = || async {
         let p = session(account, SessionKind::Partial, now);
         store
@@ -214,7 +209,7 @@ async fn totp_second_step_is_one_write(db: TestDb) {
         audit(account, "login_succeeded", now),
     );
     let signed_in = store
-        .sign_in_with_totp_step(factor, step, 1, now, &guard, &swap(first, &full, &done))
+        .sign_in_with_totp_step(factor, step, 1, now, &swap(first, &full, &done))
         .await
         .unwrap();
     assert_eq!(signed_in, Some(true));
@@ -230,14 +225,7 @@ async fn totp_second_step_is_one_write(db: TestDb) {
         audit(account, "login_succeeded", now),
     );
     let replayed = store
-        .sign_in_with_totp_step(
-            factor,
-            step,
-            0,
-            now,
-            &guard,
-            &swap(second, &again, &again_audit),
-        )
+        .sign_in_with_totp_step(factor, step, 0, now, &swap(second, &again, &again_audit))
         .await
         .unwrap();
     assert_eq!(replayed, None);
@@ -247,14 +235,7 @@ async fn totp_second_step_is_one_write(db: TestDb) {
 
     // A swap that cannot be written (its audit id is taken) consumes nothing either.
     let failing = store
-        .sign_in_with_totp_step(
-            factor,
-            step + 1,
-            0,
-            now,
-            &guard,
-            &swap(second, &again, &done),
-        )
+        .sign_in_with_totp_step(factor, step + 1, 0, now, &swap(second, &again, &done))
         .await;
     assert!(failing.is_err());
     assert_eq!(last_step(store, factor).await, step);
@@ -264,14 +245,7 @@ async fn totp_second_step_is_one_write(db: TestDb) {
     // The partial session is gone (here: the first one, used): the step is used up, and no
     // session or audit row is made.
     let late = store
-        .sign_in_with_totp_step(
-            factor,
-            step + 2,
-            0,
-            now,
-            &guard,
-            &swap(first, &again, &again_audit),
-        )
+        .sign_in_with_totp_step(factor, step + 2, 0, now, &swap(first, &again, &again_audit))
         .await
         .unwrap();
     assert_eq!(late, Some(false));
@@ -282,41 +256,10 @@ async fn totp_second_step_is_one_write(db: TestDb) {
     // A used step from a partial session that is gone as well: not consumed, which the
     // caller counts as a wrong code, rather than a consumed step without a session.
     let replayed_late = store
-        .sign_in_with_totp_step(
-            factor,
-            step + 2,
-            0,
-            now,
-            &guard,
-            &swap(first, &again, &again_audit),
-        )
+        .sign_in_with_totp_step(factor, step + 2, 0, now, &swap(first, &again, &again_audit))
         .await
         .unwrap();
     assert_eq!(replayed_late, None);
-    assert_eq!(sessions_with(store, again.session.id).await, 0);
-
-    // A spent budget consumes nothing and swaps nothing.
-    sqlx::query("INSERT INTO attempt_budgets (key, failures, last_failure_at) VALUES ($1, $2, $3)")
-        .bind(&guard.key)
-        .bind(40_i64)
-        .bind((now.unix_timestamp_nanos() / 1_000_000) as i64)
-        .execute(store.pool())
-        .await
-        .unwrap();
-    let spent = store
-        .sign_in_with_totp_step(
-            factor,
-            step + 3,
-            0,
-            now,
-            &guard,
-            &swap(second, &again, &again_audit),
-        )
-        .await
-        .unwrap();
-    assert_eq!(spent, None);
-    assert_eq!(last_step(store, factor).await, step + 2);
-    assert_eq!(sessions_with(store, second).await, 1);
     assert_eq!(sessions_with(store, again.session.id).await, 0);
 }
 both_backends!(totp_second_step_case, totp_second_step_is_one_write);

@@ -995,7 +995,8 @@ async fn shed_logins_are_not_logged_as_errors() {
             assert!(r.headers().contains_key("retry-after"));
             shed += 1;
         } else {
-            assert_eq!(r.status(), 401);
+            // 429: past the client address's budget, which these 40 from one address exceed.
+            assert!([401, 429].contains(&r.status().as_u16()), "{}", r.status());
         }
     }
     assert!(

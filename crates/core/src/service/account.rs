@@ -3,6 +3,7 @@ use crate::error::CoreError;
 use crate::mail;
 use crate::model::{Account, AccountId, AuditRecord, RequestMeta};
 use crate::password::{Verified, check_password_policy};
+use crate::throttle::AttemptKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -17,22 +18,14 @@ impl Core {
     ) -> Result<(), CoreError> {
         // A sensitive change: with 2FA on, a second factor from the last minutes is needed.
         self.require_step_up(ctx).await?;
-        let now = self.clock.now();
-        let key = format!("password_change:account:{}", ctx.account.id);
-        let budget = self.settings.login_budget_account;
-        if let Some(retry_after_secs) = budget.blocked_for(self.store.attempts(&key).await?, now) {
-            return Err(CoreError::TooManyAttempts { retry_after_secs });
-        }
+        let paid = self.pay_current_password(ctx).await?;
         match self
             .hasher
             .verify(current, &ctx.account.password_hash)
-            .await?
+            .await
         {
-            Verified::Valid { .. } => {}
-            Verified::Invalid => {
-                self.store
-                    .record_failure(&key, now, now - budget.window)
-                    .await?;
+            Ok(Verified::Valid { .. }) => {}
+            Ok(Verified::Invalid) => {
                 let audit = self.audit(
                     "password_change_failed",
                     Some(ctx.account.id),
@@ -41,6 +34,10 @@ impl Core {
                 );
                 self.store.record_audit(&audit).await?;
                 return Err(CoreError::WrongCurrentPassword);
+            }
+            Err(e) => {
+                self.give_back(paid).await?;
+                return Err(e);
             }
         }
         check_password_policy(new_password.expose_secret(), &ctx.account.email)?;
@@ -60,9 +57,21 @@ impl Core {
                 &audit,
             )
             .await?;
-        self.store.clear_attempts(&key).await?;
+        self.clear_paid(paid).await?;
         self.outbox_wakeup.notify_one();
         Ok(())
+    }
+
+    /// Pays for one try of the current password, asked again before a sensitive change.
+    pub(super) async fn pay_current_password(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<super::attempts::Paid, CoreError> {
+        self.pay_attempt(
+            AttemptKey::CurrentPassword(ctx.account.id),
+            self.settings.login_budget_account,
+        )
+        .await
     }
 
     pub async fn account(&self, id: AccountId) -> Result<Account, CoreError> {

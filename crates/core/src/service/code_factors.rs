@@ -2,13 +2,14 @@
 //! cooldown and the SMS circuit breaker), confirming a new factor, and the emailed sign-in link.
 
 use super::Core;
+use super::attempts::REPLAY_GRACE;
 use super::enrollment::{Changer, clean_label};
 use crate::email::Email;
 use crate::error::CoreError;
 use crate::factor::otp_code::{self, SendQuotas};
 use crate::factor::totp;
 use crate::model::*;
-use crate::ports::{Channel, Message};
+use crate::ports::{Channel, Consumed, Message};
 use crate::token::TokenPurpose;
 use crate::{mail, phone};
 use secrecy::ExposeSecret;
@@ -396,7 +397,7 @@ impl Core {
             Changer::Session(ctx) => Some(ctx.account.id),
             Changer::Api => None,
         };
-        let had_failures = self.check_factor_budget(owner).await?;
+        let paid = self.pay_factor_attempt(owner).await?;
         let now = self.clock.now();
         let factors = self.store.factors_of(&owner.key()).await?;
         let factor = factors
@@ -412,7 +413,7 @@ impl Core {
             Changer::Session(ctx) => Some(ctx.session.id),
             Changer::Api => None,
         };
-        if self
+        match self
             .consume_code_of(
                 owner,
                 code,
@@ -420,11 +421,17 @@ impl Core {
                 None,
             )
             .await?
-            .is_none()
         {
-            self.record_factor_failure(owner, account, "enrollment", meta)
-                .await?;
-            return Err(CoreError::WrongCode);
+            Consumed::Now(_) => {}
+            Consumed::Already => {
+                self.give_back(paid).await?;
+                return Err(CoreError::WrongCode);
+            }
+            Consumed::No => {
+                self.record_factor_failure(paid, owner, account, "enrollment", meta)
+                    .await?;
+                return Err(CoreError::WrongCode);
+            }
         }
         let (codes, hashes) = self.backup_codes_for(first);
         let what = match factor.kind.as_str() {
@@ -452,9 +459,7 @@ impl Core {
         {
             return Err(CoreError::NotFound);
         }
-        if had_failures {
-            self.store.clear_attempts(&Self::budget_key(owner)).await?;
-        }
+        self.clear_paid(paid).await?;
         self.outbox_wakeup.notify_one();
         Ok(first.then_some(codes))
     }
@@ -467,32 +472,36 @@ impl Core {
         code: &str,
         matches: impl Fn(&CodeChallenge) -> bool,
         success_audit: Option<&AuditEvent>,
-    ) -> Result<Option<CodeChallenge>, CoreError> {
+    ) -> Result<Consumed<CodeChallenge>, CoreError> {
         let settings = &self.settings.codes;
         let Some(code) = otp_code::normalize(code, settings.length) else {
-            return Ok(None);
+            return Ok(Consumed::No);
         };
         let now = self.clock.now();
         let open = self
             .store
             .open_code_challenges(&owner.key(), now, settings.max_attempts)
             .await?;
+        let mut found = Consumed::No;
         for c in open.into_iter().filter(|c| matches(c)) {
-            if self
+            match self
                 .store
                 .consume_code_challenge(
                     c.id,
                     &self.code_hash(c.id, &code),
                     now,
+                    now - REPLAY_GRACE,
                     settings.max_attempts,
                     success_audit,
                 )
                 .await?
             {
-                return Ok(Some(c));
+                Consumed::Now(()) => return Ok(Consumed::Now(c)),
+                Consumed::Already => found = Consumed::Already,
+                Consumed::No => {}
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Who is waiting behind an emailed link (IP address, user agent, when), to show before

@@ -1,14 +1,13 @@
 //! Checking a second-factor code for any owner (hosted account or API subject): the one place
-//! where budgets, replay protection and audit of code checks live.
+//! where payment, replay protection and audit of code checks live.
 
 use super::Core;
+use super::attempts::{Paid, REPLAY_GRACE};
 use crate::error::CoreError;
 use crate::factor::{backup_codes, totp};
 use crate::keys::Sealed;
 use crate::model::{AuditEvent, Factor, Owner, RequestMeta};
-use crate::ports::SessionSwap;
-use crate::throttle::BudgetGuard;
-use serde_json::json;
+use crate::ports::{Consumed, SessionSwap};
 use uuid::Uuid;
 
 /// What a correct code was.
@@ -90,48 +89,18 @@ impl<'a> OnSuccess<'a> {
     }
 }
 
+/// What a paid-for code check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Checked {
+    /// A right code, now used up.
+    Used(CodeUse),
+    /// A wrong code, kept on the budget.
+    Wrong,
+    /// A code that a request used moments ago: its attempt was given back.
+    Replayed,
+}
+
 impl Core {
-    /// What an owner's second-factor budget key is its owner key prefixed with.
-    pub(super) const BUDGET_PREFIX: &'static str = "second_factor:";
-
-    pub(super) fn budget_key(owner: &Owner) -> String {
-        format!("{}{}", Self::BUDGET_PREFIX, owner.key())
-    }
-
-    /// Fails fast when the owner's second-factor budget is spent. `Ok(true)` when earlier
-    /// failures are on record (so a success has something to clear).
-    pub(super) async fn check_factor_budget(&self, owner: &Owner) -> Result<bool, CoreError> {
-        let budget = self.settings.second_factor_budget;
-        let record = self.store.attempts(&Self::budget_key(owner)).await?;
-        match budget.blocked_for(record, self.clock.now()) {
-            Some(retry_after_secs) => Err(CoreError::TooManyAttempts { retry_after_secs }),
-            None => Ok(record.is_some()),
-        }
-    }
-
-    /// Counts one wrong code against the owner, whatever was tried, and audits it.
-    pub(super) async fn record_factor_failure(
-        &self,
-        owner: &Owner,
-        account: Option<crate::model::AccountId>,
-        what: &str,
-        meta: &RequestMeta,
-    ) -> Result<(), CoreError> {
-        let now = self.clock.now();
-        let budget = self.settings.second_factor_budget;
-        // The store adds the count (`failures`) to the detail.
-        let audit = self.audit(
-            "second_factor_failed",
-            account,
-            meta,
-            json!({ "owner": owner.key(), "while": what }),
-        );
-        self.store
-            .record_code_failure(&Self::budget_key(owner), now, now - budget.window, &audit)
-            .await?;
-        Ok(())
-    }
-
     pub(super) fn open_factor_secret(
         &self,
         factor: &Factor,
@@ -151,10 +120,11 @@ impl Core {
             .token_hash("backup_code", normalized.as_bytes())
     }
 
-    /// Checks and consumes a code (TOTP of any active factor, or a backup code). `Ok(None)`
-    /// for a wrong, replayed or malformed code, already counted and audited. With
-    /// [`OnSuccess::SignIn`], a good TOTP code whose partial session was gone meanwhile is
-    /// used up and answers [`CoreError::Unauthenticated`].
+    /// Pays for a code attempt of `owner` (refused with [`CoreError::TooManyAttempts`] once
+    /// the budget is spent), then checks and consumes the code (TOTP of any active factor, a
+    /// code sent to one, or a backup code). With [`OnSuccess::SignIn`], a good TOTP code whose
+    /// partial session was gone meanwhile is used up and answers
+    /// [`CoreError::Unauthenticated`].
     pub(super) async fn use_second_factor(
         &self,
         owner: &Owner,
@@ -163,135 +133,180 @@ impl Core {
         session: Option<crate::model::SessionId>,
         meta: &RequestMeta,
         on_success: OnSuccess<'_>,
-    ) -> Result<Option<CodeUse>, CoreError> {
-        let (factors, budget) = self
-            .store
-            .code_check_state(&owner.key(), &Self::budget_key(owner))
-            .await?;
+    ) -> Result<Checked, CoreError> {
+        // Reading the factors is not evaluating the guess, so it runs beside the payment.
+        let (paid, factors) = tokio::try_join!(self.pay_factor_attempt(owner), async {
+            Ok(self.store.code_check_state(&owner.key()).await?)
+        })?;
         self.check_code(
-            owner, &factors, budget, account, code, session, meta, on_success,
+            paid, owner, &factors, account, code, session, meta, on_success,
         )
         .await
     }
 
-    /// [`Core::use_second_factor`] on an owner's active factors and budget record, already read.
+    /// [`Core::use_second_factor`] once the attempt is paid, on the owner's active factors.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn check_code(
         &self,
+        paid: Paid,
         owner: &Owner,
         factors: &[Factor],
-        budget: Option<crate::model::AttemptRecord>,
         account: Option<crate::model::AccountId>,
         code: &str,
         session: Option<crate::model::SessionId>,
         meta: &RequestMeta,
         on_success: OnSuccess<'_>,
-    ) -> Result<Option<CodeUse>, CoreError> {
-        let now = self.clock.now();
-        if let Some(retry_after_secs) = self.settings.second_factor_budget.blocked_for(budget, now)
-        {
-            metrics::counter!("twofold_second_factor_checks_total", "method" => "code", "outcome" => "locked_out")
-                .increment(1);
-            return Err(CoreError::TooManyAttempts { retry_after_secs });
-        }
-        let had_failures = budget.is_some();
-        let guard = BudgetGuard {
-            key: Self::budget_key(owner),
-            budget: self.settings.second_factor_budget,
-        };
+    ) -> Result<Checked, CoreError> {
         let mut session_gone = false;
-        let found = if let Some(normalized) = backup_codes::normalize(code) {
-            self.store
-                .consume_backup_code(
-                    &owner.key(),
-                    &self.backup_code_hash(&normalized),
-                    now,
-                    on_success.audit(),
-                    &guard,
-                )
-                .await?
-                .map(|remaining| CodeUse::BackupCode { remaining })
-        } else {
-            let mut found = None;
-            for factor in factors.iter().filter(|f| f.kind == "totp") {
-                let secret = self.open_factor_secret(factor)?;
-                let Some(m) = totp::verify(
-                    &secret,
-                    &factor.params,
-                    code,
-                    now,
-                    self.settings.totp_window,
-                    Some(factor.last_step),
-                ) else {
-                    continue;
-                };
-                // The conditional UPDATE decides: a concurrent request with the same code loses here.
-                let consumed = match on_success {
-                    OnSuccess::Audit(audit) => self
-                        .store
-                        .consume_totp_step(factor.id, m.step, m.drift, now, audit, &guard)
-                        .await?
-                        .then_some(true),
-                    OnSuccess::SignIn(swap) => {
-                        self.store
-                            .sign_in_with_totp_step(factor.id, m.step, m.drift, now, &guard, swap)
+        let found = match backup_codes::normalize(code) {
+            Some(normalized) => self.consume_backup(owner, &normalized, on_success).await?,
+            None => {
+                let (found, gone) = self.consume_totp(factors, code, on_success).await?;
+                session_gone = gone;
+                match found {
+                    Consumed::No => {
+                        self.consume_sent(owner, factors, code, session, on_success)
                             .await?
                     }
-                };
-                if let Some(swapped) = consumed {
-                    session_gone = !swapped;
-                    found = Some(CodeUse::Totp {
-                        factor_id: factor.id,
-                    });
-                    break;
+                    other => other,
                 }
             }
-            // Codes sent by SMS or email are only looked up for owners that have such factors,
-            // so a TOTP-only check stays at three statements.
-            let sent: Vec<Uuid> = factors
-                .iter()
-                .filter(|f| f.kind == "sms" || f.kind == "email")
-                .map(|f| f.id)
-                .collect();
-            if found.is_none() && !sent.is_empty() {
-                found = self
-                    .consume_code_of(
-                        owner,
-                        code,
-                        |c| {
-                            sent.contains(&c.factor_id)
-                                && c.session_id == session
-                                && c.purpose != "confirm"
-                        },
-                        on_success.audit(),
-                    )
-                    .await?
-                    .map(|c| CodeUse::Sent {
-                        factor_id: c.factor_id,
-                        channel: c.channel,
-                    });
-            }
-            found
         };
         let (method, outcome) = match &found {
-            Some(used) => (used.method().to_owned(), "success"),
-            None => ("code".to_owned(), "wrong"),
+            Consumed::Now(used) => (used.method().to_owned(), "success"),
+            Consumed::Already => ("code".to_owned(), "replayed"),
+            Consumed::No => ("code".to_owned(), "wrong"),
         };
         metrics::counter!("twofold_second_factor_checks_total", "method" => method, "outcome" => outcome)
             .increment(1);
-        match &found {
-            // A code check stays at three statements (budget, factors, consume) unless there
-            // are failures to forget.
-            Some(_) if had_failures => self.store.clear_attempts(&Self::budget_key(owner)).await?,
-            Some(_) => {}
-            None => {
-                self.record_factor_failure(owner, account, "verify", meta)
-                    .await?
+        let checked = match found {
+            Consumed::Now(used) => {
+                self.clear_paid(paid).await?;
+                Checked::Used(used)
             }
-        }
+            Consumed::Already => {
+                self.give_back(paid).await?;
+                Checked::Replayed
+            }
+            Consumed::No => {
+                self.record_factor_failure(paid, owner, account, "verify", meta)
+                    .await?;
+                Checked::Wrong
+            }
+        };
         if session_gone {
             return Err(CoreError::Unauthenticated);
         }
-        Ok(found)
+        Ok(checked)
+    }
+
+    async fn consume_backup(
+        &self,
+        owner: &Owner,
+        normalized: &str,
+        on_success: OnSuccess<'_>,
+    ) -> Result<Consumed<CodeUse>, CoreError> {
+        let now = self.clock.now();
+        let found = self
+            .store
+            .consume_backup_code(
+                &owner.key(),
+                &self.backup_code_hash(normalized),
+                now,
+                now - REPLAY_GRACE,
+                on_success.audit(),
+            )
+            .await?;
+        Ok(match found {
+            Consumed::Now(remaining) => Consumed::Now(CodeUse::BackupCode { remaining }),
+            Consumed::Already => Consumed::Already,
+            Consumed::No => Consumed::No,
+        })
+    }
+
+    /// A TOTP code against each authenticator app of the owner, and whether a sign-in's
+    /// partial session was gone when its step was consumed.
+    async fn consume_totp(
+        &self,
+        factors: &[Factor],
+        code: &str,
+        on_success: OnSuccess<'_>,
+    ) -> Result<(Consumed<CodeUse>, bool), CoreError> {
+        let now = self.clock.now();
+        let window = self.settings.totp_window;
+        let mut found = Consumed::No;
+        for factor in factors.iter().filter(|f| f.kind == "totp") {
+            let secret = self.open_factor_secret(factor)?;
+            let params = &factor.params;
+            let Some(m) = totp::verify(&secret, params, code, now, window, Some(factor.last_step))
+            else {
+                // A step already used: a replay, unless the code is plainly wrong.
+                if totp::verify(&secret, params, code, now, window, None).is_some() {
+                    found = Consumed::Already;
+                }
+                continue;
+            };
+            // The conditional UPDATE decides: a concurrent request with the same code loses here.
+            let consumed = match on_success {
+                OnSuccess::Audit(audit) => self
+                    .store
+                    .consume_totp_step(factor.id, m.step, m.drift, now, audit)
+                    .await?
+                    .then_some(true),
+                OnSuccess::SignIn(swap) => {
+                    self.store
+                        .sign_in_with_totp_step(factor.id, m.step, m.drift, now, swap)
+                        .await?
+                }
+            };
+            match consumed {
+                Some(swapped) => {
+                    let used = CodeUse::Totp {
+                        factor_id: factor.id,
+                    };
+                    return Ok((Consumed::Now(used), !swapped));
+                }
+                None => found = Consumed::Already,
+            }
+        }
+        Ok((found, false))
+    }
+
+    /// A code sent by SMS or email, looked up only for owners that have such factors, so a
+    /// TOTP-only check stays at its few statements.
+    async fn consume_sent(
+        &self,
+        owner: &Owner,
+        factors: &[Factor],
+        code: &str,
+        session: Option<crate::model::SessionId>,
+        on_success: OnSuccess<'_>,
+    ) -> Result<Consumed<CodeUse>, CoreError> {
+        let sent: Vec<Uuid> = factors
+            .iter()
+            .filter(|f| f.kind == "sms" || f.kind == "email")
+            .map(|f| f.id)
+            .collect();
+        if sent.is_empty() {
+            return Ok(Consumed::No);
+        }
+        let found = self
+            .consume_code_of(
+                owner,
+                code,
+                |c| {
+                    sent.contains(&c.factor_id) && c.session_id == session && c.purpose != "confirm"
+                },
+                on_success.audit(),
+            )
+            .await?;
+        Ok(match found {
+            Consumed::Now(c) => Consumed::Now(CodeUse::Sent {
+                factor_id: c.factor_id,
+                channel: c.channel,
+            }),
+            Consumed::Already => Consumed::Already,
+            Consumed::No => Consumed::No,
+        })
     }
 }

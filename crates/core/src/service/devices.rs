@@ -12,6 +12,7 @@ use crate::mail;
 use crate::model::*;
 use crate::phone::mask_email;
 use crate::ports::{DeviceRecord, SignInNotice};
+use crate::throttle::AttemptKey;
 use crate::token::{TokenPurpose, decode_token, token_bytes};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -341,12 +342,28 @@ impl Core {
     ) -> Result<LoginOutcome, CoreError> {
         let ctx = self.authenticate_device(token).await?;
         let account = &ctx.account;
+        // Paid before the code is looked at: the sign-in's own tries, then the account's.
+        let limit = self.settings.partial_session_attempts;
+        let Some(tried) = self
+            .store
+            .reserve_session_attempt(ctx.session.id, limit)
+            .await?
+        else {
+            self.void_device_session(&ctx, meta).await?;
+            return Err(CoreError::SecondStepVoid);
+        };
+        let key = AttemptKey::NewDeviceCode(account.id);
+        let paid = match self
+            .pay_attempt(key, self.settings.second_factor_budget)
+            .await
+        {
+            Err(e @ CoreError::TooManyAttempts { .. }) => {
+                self.store.give_back_session_attempt(ctx.session.id).await?;
+                return Err(e);
+            }
+            other => other?,
+        };
         let now = self.clock.now();
-        let key = format!("device:account:{}", account.id);
-        let budget = self.settings.second_factor_budget;
-        if let Some(retry_after_secs) = budget.blocked_for(self.store.attempts(&key).await?, now) {
-            return Err(CoreError::TooManyAttempts { retry_after_secs });
-        }
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let used = if code.is_empty() || code.len() > 10 {
             None
@@ -360,34 +377,20 @@ impl Core {
                 .await?
         };
         let Some(challenge) = used else {
-            self.store
-                .record_failure(&key, now, now - budget.window)
-                .await?;
-            let failures = self
-                .store
-                .record_session_factor_failure(ctx.session.id)
-                .await?;
-            let void = failures >= self.settings.partial_session_attempts;
-            let audit = self.audit(
-                if void {
-                    "device_verification_void"
-                } else {
-                    "device_code_failed"
-                },
-                Some(account.id),
-                meta,
-                json!({ "session_id": ctx.session.id }),
-            );
-            if void {
-                self.store
-                    .delete_session(account.id, ctx.session.id, &audit)
-                    .await?;
+            if tried >= limit {
+                self.void_device_session(&ctx, meta).await?;
                 return Err(CoreError::SecondStepVoid);
             }
+            let audit = self.audit(
+                "device_code_failed",
+                Some(account.id),
+                meta,
+                json!({ "session_id": ctx.session.id, "failures": paid.count }),
+            );
             self.store.record_audit(&audit).await?;
             return Err(CoreError::WrongCode);
         };
-        self.store.clear_attempts(&key).await?;
+        self.clear_paid(paid).await?;
         let first = Visit::First {
             announce: challenge.reason == Unfamiliar::Device && self.settings.devices.notify,
         };
@@ -409,6 +412,25 @@ impl Core {
             .await?;
         self.after_password(account, trusted_browser, meta, Some(record))
             .await
+    }
+
+    /// Ends a device-verification session whose tries are spent (once, whoever gets here
+    /// first).
+    async fn void_device_session(
+        &self,
+        ctx: &SessionContext,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let audit = self.audit(
+            "device_verification_void",
+            Some(ctx.account.id),
+            meta,
+            json!({ "session_id": ctx.session.id }),
+        );
+        self.store
+            .delete_session(ctx.account.id, ctx.session.id, &audit)
+            .await?;
+        Ok(())
     }
 
     /// "Send a new code" on the device-verification page (after the resend cooldown).

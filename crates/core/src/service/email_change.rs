@@ -30,25 +30,26 @@ impl Core {
                 "That is already your address.",
             ));
         }
-        let now = self.clock.now();
-        let key = format!("password_change:account:{}", ctx.account.id);
-        let budget = self.settings.login_budget_account;
-        if let Some(retry_after_secs) = budget.blocked_for(self.store.attempts(&key).await?, now) {
-            return Err(CoreError::TooManyAttempts { retry_after_secs });
-        }
-        if let Verified::Invalid = self
+        let paid = self.pay_current_password(ctx).await?;
+        match self
             .hasher
             .verify(current_password, &ctx.account.password_hash)
-            .await?
+            .await
         {
-            self.store
-                .record_failure(&key, now, now - budget.window)
-                .await?;
-            let audit = self.audit("email_change_failed", Some(ctx.account.id), meta, json!({}));
-            self.store.record_audit(&audit).await?;
-            return Err(CoreError::WrongCurrentPassword);
+            Ok(Verified::Valid { .. }) => {}
+            Ok(Verified::Invalid) => {
+                let audit =
+                    self.audit("email_change_failed", Some(ctx.account.id), meta, json!({}));
+                self.store.record_audit(&audit).await?;
+                return Err(CoreError::WrongCurrentPassword);
+            }
+            Err(e) => {
+                self.give_back(paid).await?;
+                return Err(e);
+            }
         }
-        self.store.clear_attempts(&key).await?;
+        self.clear_paid(paid).await?;
+        let now = self.clock.now();
         // Whether another account has the address is not said here: only the new mailbox's
         // owner learns it, when the link is used.
         let token = self.new_secret();

@@ -258,7 +258,7 @@ impl Core {
             Changer::Session(ctx) => Some(ctx.account.id),
             Changer::Api => None,
         };
-        let had_failures = self.check_factor_budget(owner).await?;
+        let paid = self.pay_factor_attempt(owner).await?;
         let now = self.clock.now();
         let factors = self.store.factors_of(&owner.key()).await?;
         let factor = factors
@@ -279,7 +279,7 @@ impl Core {
             self.settings.totp_window,
             None,
         ) else {
-            self.record_factor_failure(owner, account, "enrollment", meta)
+            self.record_factor_failure(paid, owner, account, "enrollment", meta)
                 .await?;
             return Err(CoreError::WrongCode);
         };
@@ -302,9 +302,7 @@ impl Core {
         {
             return Err(CoreError::NotFound);
         }
-        if had_failures {
-            self.store.clear_attempts(&Self::budget_key(owner)).await?;
-        }
+        self.clear_paid(paid).await?;
         self.outbox_wakeup.notify_one();
         Ok(first.then_some(codes))
     }

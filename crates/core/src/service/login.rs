@@ -1,10 +1,12 @@
 use super::Core;
+use super::attempts::Paid;
 use super::devices::{DeviceGate, Sighting};
 use crate::email::Email;
 use crate::error::CoreError;
 use crate::model::{Account, NewSession, RequestMeta, Session, SessionKind};
 use crate::password::Verified;
 use crate::ports::{DeviceRecord, LoginLookup};
+use crate::throttle::AttemptKey;
 use crate::token::{TokenPurpose, token_bytes};
 use secrecy::SecretString;
 use serde_json::json;
@@ -76,51 +78,37 @@ impl Core {
     ) -> Result<LoginOutcome, CoreError> {
         // Under a flood, refuse before touching the database.
         self.hasher.check_capacity()?;
-        let now = self.clock.now();
         let email = Email::parse(email).ok();
-        let no_account_key = budget_key_unknown(email.as_ref());
-        let ip_key = meta.ip.map(|ip| format!("login:ip:{ip}"));
         let (device_hash, network) = self.sighting_keys(device, meta);
         let records = self
             .store
             .login_lookup(&LoginLookup {
                 email: email.as_ref().map(Email::as_str),
-                account_key_prefix: ACCOUNT_BUDGET_PREFIX,
-                no_account_key: &no_account_key,
-                ip_key: ip_key.as_deref(),
                 device_hash: &device_hash,
                 network: network.as_deref(),
             })
             .await?;
         let account = records.account;
-        let account_key = match &account {
-            Some(a) => format!("{ACCOUNT_BUDGET_PREFIX}{}", a.id),
-            None => no_account_key,
-        };
-
-        let budget_a = self.settings.login_budget_account;
-        let budget_i = self.settings.login_budget_ip;
-        let account_record = records.account_budget;
-        let mut wait = budget_a.blocked_for(account_record, now);
-        if ip_key.is_some() {
-            wait = wait.max(budget_i.blocked_for(records.ip_budget, now));
-        }
-        if let Some(retry_after_secs) = wait {
-            let audit = self.audit(
-                "login_throttled",
-                account.as_ref().map(|a| a.id),
-                meta,
-                json!({ "retry_after_secs": retry_after_secs }),
-            );
-            self.store.record_audit(&audit).await?;
-            return Err(CoreError::TooManyAttempts { retry_after_secs });
-        }
-
+        let paid = self
+            .pay_password_attempts(account.as_ref(), email, meta)
+            .await?;
         let verified = match &account {
-            Some(a) => self.hasher.verify(password, &a.password_hash).await?,
-            None => {
-                self.hasher.verify_dummy(password).await?;
-                Verified::Invalid
+            Some(a) => self.hasher.verify(password, &a.password_hash).await,
+            None => self
+                .hasher
+                .verify_dummy(password)
+                .await
+                .map(|()| Verified::Invalid),
+        };
+        let verified = match verified {
+            Ok(verified) => verified,
+            // Shed or failed before the password was compared: nothing was tried.
+            Err(e) => {
+                self.give_back(paid.account).await?;
+                if let Some(ip) = paid.ip {
+                    self.give_back(ip).await?;
+                }
+                return Err(e);
             }
         };
 
@@ -128,29 +116,20 @@ impl Core {
             // A locked account answers exactly like a wrong password (no oracle).
             (Some(a), Verified::Valid { needs_rehash }) if !a.is_locked() => (a, needs_rehash),
             (account, _) => {
-                self.store
-                    .record_failure(&account_key, now, now - budget_a.window)
-                    .await?;
-                if let Some(k) = &ip_key {
-                    self.store
-                        .record_failure(k, now, now - budget_i.window)
-                        .await?;
-                }
                 let audit = self.audit(
                     "login_failed",
                     account.as_ref().map(|a| a.id),
                     meta,
-                    json!({ "email": email.as_ref().map(|e| e.as_str()) }),
+                    json!({ "email": paid.email.as_ref().map(|e| e.as_str()) }),
                 );
                 self.store.record_audit(&audit).await?;
                 return Err(CoreError::InvalidCredentials);
             }
         };
-
-        // With no failure on record there is nothing to clear; one counted since the read
-        // stays, which errs on the strict side.
-        if account_record.is_some() {
-            self.store.clear_attempts(&account_key).await?;
+        // The account's failures are forgotten; the address's attempt does not count.
+        self.clear_paid(paid.account).await?;
+        if let Some(ip) = paid.ip {
+            self.give_back(ip).await?;
         }
         if needs_rehash {
             let upgraded = self.hasher.hash(password).await?;
@@ -174,6 +153,51 @@ impl Core {
                 self.after_password(&account, trusted_browser, meta, device.map(|d| *d))
                     .await
             }
+        }
+    }
+
+    /// Pays for a password attempt against the account (or the address, when it has no
+    /// account) and against the client's address, before the password is hashed. A refusal
+    /// is audited and answered with the longer wait.
+    async fn pay_password_attempts(
+        &self,
+        account: Option<&Account>,
+        email: Option<Email>,
+        meta: &RequestMeta,
+    ) -> Result<PaidLogin, CoreError> {
+        let account_key = match account {
+            Some(a) => AttemptKey::Login(a.id),
+            None => AttemptKey::LoginAddress(email.clone()),
+        };
+        let paid = self
+            .pay_attempt(account_key, self.settings.login_budget_account)
+            .await;
+        let paid = match (paid, meta.ip) {
+            (Ok(paid), Some(ip)) => match self
+                .pay_attempt(AttemptKey::LoginIp(ip), self.settings.login_budget_ip)
+                .await
+            {
+                Ok(ip) => Ok((paid, Some(ip))),
+                Err(e) => {
+                    self.give_back(paid).await?;
+                    Err(e)
+                }
+            },
+            (paid, _) => paid.map(|paid| (paid, None)),
+        };
+        match paid {
+            Ok((account, ip)) => Ok(PaidLogin { account, ip, email }),
+            Err(CoreError::TooManyAttempts { retry_after_secs }) => {
+                let audit = self.audit(
+                    "login_throttled",
+                    account.map(|a| a.id),
+                    meta,
+                    json!({ "retry_after_secs": retry_after_secs }),
+                );
+                self.store.record_audit(&audit).await?;
+                Err(CoreError::TooManyAttempts { retry_after_secs })
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -325,13 +349,9 @@ impl Core {
     }
 }
 
-/// Budgets key on the canonical account id (this prefix and the id); an address with no
-/// account keys on the address, which behaves the same from outside.
-const ACCOUNT_BUDGET_PREFIX: &str = "login:account:";
-
-fn budget_key_unknown(email: Option<&Email>) -> String {
-    match email {
-        Some(e) => format!("login:email:{}", e.as_str()),
-        None => "login:email:invalid".to_owned(),
-    }
+/// The attempts a password step paid for.
+struct PaidLogin {
+    account: Paid,
+    ip: Option<Paid>,
+    email: Option<Email>,
 }

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod attempts;
 mod code_factors;
 mod code_use_cases;
 mod codes;
@@ -32,7 +33,7 @@ mod webauthn_api;
 pub use code_factors::{CodePurpose, SentCode};
 pub use code_use_cases::{CodeFactorView, SecondStepStatus};
 pub use codes::CodeUse;
-use codes::OnSuccess;
+use codes::{Checked, OnSuccess};
 pub use console::{AccountDossier, OperatorAction};
 pub use enrollment::{FactorView, PendingTotp};
 pub use forward_auth::{ForwardAuth, NextStep};

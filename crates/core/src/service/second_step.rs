@@ -1,6 +1,6 @@
 //! The second step of login, and step-up for sensitive changes.
 
-use super::{Core, OnSuccess, SessionContext};
+use super::{Checked, Core, OnSuccess, SessionContext};
 use crate::error::CoreError;
 use crate::mail;
 use crate::model::{Account, Effects, FactorStatus, Owner, RequestMeta, Session, SessionKind};
@@ -85,8 +85,19 @@ impl Core {
             factor_id: uuid::Uuid::nil(),
         };
         let (token, swap) = self.full_session_after(&ctx, &totp, meta).await?;
+        // The sign-in's own tries are paid first; once they are spent nothing is checked.
+        let limit = self.settings.partial_session_attempts;
+        let Some(tried) = self
+            .store
+            .reserve_session_attempt(ctx.session.id, limit)
+            .await?
+        else {
+            self.void_second_step(&ctx, "too_many_wrong_codes", meta)
+                .await?;
+            return Err(CoreError::SecondStepVoid);
+        };
         let owner = Owner::Account(ctx.account.id);
-        let Some(used) = self
+        let checked = match self
             .use_second_factor(
                 &owner,
                 Some(ctx.account.id),
@@ -95,23 +106,29 @@ impl Core {
                 meta,
                 OnSuccess::SignIn(&swap),
             )
-            .await?
-        else {
-            let failures = self
-                .store
-                .record_session_factor_failure(ctx.session.id)
-                .await?;
-            if failures >= self.settings.partial_session_attempts {
+            .await
+        {
+            // Not tried after all: the account's budget refused it.
+            Err(e @ CoreError::TooManyAttempts { .. }) => {
+                self.store.give_back_session_attempt(ctx.session.id).await?;
+                return Err(e);
+            }
+            other => other?,
+        };
+        match checked {
+            // Swapped with the step's commit (`OnSuccess::SignIn`).
+            Checked::Used(super::CodeUse::Totp { .. }) => Ok((token, swap.full.session, None)),
+            Checked::Used(other) => self.finish_second_step(&ctx, other, meta).await,
+            Checked::Replayed => {
+                self.store.give_back_session_attempt(ctx.session.id).await?;
+                Err(CoreError::WrongCode)
+            }
+            Checked::Wrong if tried >= limit => {
                 self.void_second_step(&ctx, "too_many_wrong_codes", meta)
                     .await?;
-                return Err(CoreError::SecondStepVoid);
+                Err(CoreError::SecondStepVoid)
             }
-            return Err(CoreError::WrongCode);
-        };
-        match used {
-            // Swapped with the step's commit (`OnSuccess::SignIn`).
-            super::CodeUse::Totp { .. } => Ok((token, swap.full.session, None)),
-            other => self.finish_second_step(&ctx, other, meta).await,
+            Checked::Wrong => Err(CoreError::WrongCode),
         }
     }
 
@@ -331,7 +348,7 @@ impl Core {
             )
             .await?
         {
-            Some(used) => {
+            Checked::Used(used) => {
                 self.record_step_up(ctx, &used.amr()).await?;
                 let audit = self.audit(
                     "step_up",
@@ -346,7 +363,7 @@ impl Core {
                 }
                 Ok(())
             }
-            None => Err(CoreError::WrongCode),
+            Checked::Wrong | Checked::Replayed => Err(CoreError::WrongCode),
         }
     }
 }

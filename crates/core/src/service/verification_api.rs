@@ -189,34 +189,30 @@ impl Core {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<VerifyResult, CoreError> {
-        // A subject seen before is remembered; otherwise it is found together with its factors
-        // and budget, so a check reads once.
-        let (owner, factors, budget) = match self.known_subject(caller, subject) {
+        // A subject seen before is remembered, and its attempt is paid for while its factors
+        // are read; otherwise it is found together with its factors first, since the budget
+        // is keyed on its id.
+        let (owner, paid, factors) = match self.known_subject(caller, subject) {
             Some(id) => {
                 let owner = Owner::Subject(id);
-                let (factors, budget) = self
-                    .store
-                    .code_check_state(&owner.key(), &Self::budget_key(&owner))
-                    .await?;
-                (owner, factors, budget)
+                let (paid, factors) = tokio::try_join!(self.pay_factor_attempt(&owner), async {
+                    Ok(self.store.code_check_state(&owner.key()).await?)
+                })?;
+                (owner, paid, factors)
             }
             None => {
                 check_subject_name(subject)?;
                 let found = self
                     .store
-                    .subject_check_state(
-                        caller.tenant_id,
-                        subject,
-                        Owner::SUBJECT_PREFIX,
-                        Self::BUDGET_PREFIX,
-                    )
+                    .subject_check_state(caller.tenant_id, subject, Owner::SUBJECT_PREFIX)
                     .await?;
                 // An unknown subject has no factors: the same answer as a wrong code.
-                let Some((id, factors, budget)) = found else {
+                let Some((id, factors)) = found else {
                     return Ok(VerifyResult::Invalid);
                 };
                 self.remember_subject(caller, subject, id);
-                (Owner::Subject(id), factors, budget)
+                let owner = Owner::Subject(id);
+                (owner, self.pay_factor_attempt(&owner).await?, factors)
             }
         };
         // Written in the transaction that consumes the code, so a success costs one commit.
@@ -228,9 +224,9 @@ impl Core {
         );
         let result = match self
             .check_code(
+                paid,
                 &owner,
                 &factors,
-                budget,
                 None,
                 code,
                 None,
@@ -239,27 +235,29 @@ impl Core {
             )
             .await?
         {
-            Some(super::CodeUse::Totp { factor_id }) => VerifyResult::Valid {
+            super::Checked::Used(super::CodeUse::Totp { factor_id }) => VerifyResult::Valid {
                 factor_id: Some(factor_id),
                 kind: "totp",
                 backup_codes_left: None,
             },
-            Some(super::CodeUse::BackupCode { remaining }) => VerifyResult::Valid {
+            super::Checked::Used(super::CodeUse::BackupCode { remaining }) => VerifyResult::Valid {
                 factor_id: None,
                 kind: "backup_code",
                 backup_codes_left: Some(remaining),
             },
-            Some(super::CodeUse::Key { factor_id, .. }) => VerifyResult::Valid {
+            super::Checked::Used(super::CodeUse::Key { factor_id, .. }) => VerifyResult::Valid {
                 factor_id: Some(factor_id),
                 kind: "webauthn",
                 backup_codes_left: None,
             },
-            Some(super::CodeUse::Sent { factor_id, channel }) => VerifyResult::Valid {
-                factor_id: Some(factor_id),
-                kind: if channel == "sms" { "sms" } else { "email" },
-                backup_codes_left: None,
-            },
-            None => VerifyResult::Invalid,
+            super::Checked::Used(super::CodeUse::Sent { factor_id, channel }) => {
+                VerifyResult::Valid {
+                    factor_id: Some(factor_id),
+                    kind: if channel == "sms" { "sms" } else { "email" },
+                    backup_codes_left: None,
+                }
+            }
+            super::Checked::Wrong | super::Checked::Replayed => VerifyResult::Invalid,
         };
         Ok(result)
     }

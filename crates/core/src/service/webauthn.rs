@@ -544,7 +544,7 @@ impl Core {
     ) -> Result<(SecretString, Session, Option<u32>), CoreError> {
         let ctx = self.authenticate_partial(partial_token).await?;
         let owner = Owner::Account(ctx.account.id);
-        self.check_factor_budget(&owner).await?;
+        let paid = self.pay_factor_attempt(&owner).await?;
         let state = self
             .take(ceremony, "authenticate", Some(&owner), Some(ctx.session.id))
             .await?;
@@ -559,13 +559,19 @@ impl Core {
             )
             .await
         {
-            Ok(used) => self.finish_second_step(&ctx, used, meta).await,
+            Ok(used) => {
+                self.clear_paid(paid).await?;
+                self.finish_second_step(&ctx, used, meta).await
+            }
             Err(e @ CoreError::KeyRejected(_)) => {
-                self.record_factor_failure(&owner, Some(ctx.account.id), "webauthn", meta)
+                self.record_factor_failure(paid, &owner, Some(ctx.account.id), "webauthn", meta)
                     .await?;
                 Err(e)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.give_back(paid).await?;
+                Err(e)
+            }
         }
     }
 
@@ -585,7 +591,7 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<(), CoreError> {
         let owner = Owner::Account(ctx.account.id);
-        self.check_factor_budget(&owner).await?;
+        let paid = self.pay_factor_attempt(&owner).await?;
         let state = self
             .take(ceremony, "authenticate", Some(&owner), Some(ctx.session.id))
             .await?;
@@ -601,6 +607,7 @@ impl Core {
             .await
         {
             Ok(used) => {
+                self.clear_paid(paid).await?;
                 // A key without user verification is not enough for an operator held to
                 // passkeys.
                 self.require_key_if_bound(&ctx.account, Some(&used)).await?;
@@ -608,11 +615,14 @@ impl Core {
                 Ok(())
             }
             Err(e @ CoreError::KeyRejected(_)) => {
-                self.record_factor_failure(&owner, Some(ctx.account.id), "step_up", meta)
+                self.record_factor_failure(paid, &owner, Some(ctx.account.id), "step_up", meta)
                     .await?;
                 Err(e)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.give_back(paid).await?;
+                Err(e)
+            }
         }
     }
 }

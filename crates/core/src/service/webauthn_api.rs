@@ -145,7 +145,7 @@ impl Core {
         meta: &RequestMeta,
     ) -> Result<VerifyResult, CoreError> {
         let owner = self.subject_owner(caller, subject, false).await?;
-        self.check_factor_budget(&owner).await?;
+        let paid = self.pay_factor_attempt(&owner).await?;
         let rp = self.tenant_relying_party(caller).await?;
         let result = match self
             .take(ceremony, "authenticate", Some(&owner), None)
@@ -159,6 +159,7 @@ impl Core {
         };
         match result {
             Ok(CodeUse::Key { factor_id, .. }) => {
+                self.clear_paid(paid).await?;
                 let audit = self.audit(
                     "second_factor_verified",
                     None,
@@ -174,11 +175,14 @@ impl Core {
             }
             Ok(_) => Err(CoreError::Internal("unexpected code use".into())),
             Err(CoreError::KeyRejected(_)) => {
-                self.record_factor_failure(&owner, None, "webauthn", meta)
+                self.record_factor_failure(paid, &owner, None, "webauthn", meta)
                     .await?;
                 Ok(VerifyResult::Invalid)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.give_back(paid).await?;
+                Err(e)
+            }
         }
     }
 }
