@@ -625,9 +625,28 @@ pub trait AttemptStore: Send + Sync {
     async fn clear_attempts(&self, key: &crate::throttle::AttemptKey) -> StoreResult<()>;
 }
 
+/// At most one mail of a kind to one recipient per interval: `key` names both (for example
+/// `signup_existing:ada@example.com`), and a mail goes out only if the last one of that key
+/// was queued at or before `last_at_or_before`.
+#[derive(Debug, Clone)]
+pub struct MailSpacing {
+    pub key: String,
+    pub now: OffsetDateTime,
+    pub last_at_or_before: OffsetDateTime,
+}
+
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     async fn enqueue(&self, item: &NewOutboxItem, audit: Option<&AuditEvent>) -> StoreResult<()>;
+    /// Queues `item` with `audit` only when `spacing` lets it through, all or nothing;
+    /// `false` when it did not. One conditional upsert on the key decides, so of parallel
+    /// requests at most one mail per interval is queued, on every node.
+    async fn enqueue_spaced(
+        &self,
+        spacing: &MailSpacing,
+        item: &NewOutboxItem,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<bool>;
     /// Leases up to `limit` due messages until `lease_until`. A message leased by one node
     /// is invisible to the others until its lease runs out.
     async fn claim_outbox(

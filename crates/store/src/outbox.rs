@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 use twofold_core::model::*;
-use twofold_core::ports::{OutboxStore, StoreResult};
+use twofold_core::ports::{MailSpacing, OutboxStore, StoreResult};
 use uuid::Uuid;
 
 pub(crate) async fn insert_outbox(
@@ -38,6 +38,38 @@ impl OutboxStore for SqlStore {
             insert_audit(&mut *tx, audit).await?;
         }
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn enqueue_spaced(
+        &self,
+        spacing: &MailSpacing,
+        item: &NewOutboxItem,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // The statement that refuses: on PostgreSQL a parallel request waits for the row and
+        // re-checks the condition against the new time; SQLite has one writer anyway.
+        let taken = sqlx::query(
+            "INSERT INTO mail_intervals (key, sent_at) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET sent_at = excluded.sent_at
+             WHERE mail_intervals.sent_at <= $3
+             RETURNING key",
+        )
+        .bind(&spacing.key)
+        .bind(ms(spacing.now))
+        .bind(ms(spacing.last_at_or_before))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if taken.is_none() {
+            return Ok(false);
+        }
+        insert_outbox(&mut tx, item).await?;
+        if let Some(audit) = audit {
+            insert_audit(&mut *tx, audit).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     async fn claim_outbox(

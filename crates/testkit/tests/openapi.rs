@@ -210,3 +210,90 @@ async fn document(db: TestDb) {
     assert!(html.contains("id=\"schema-Problem\""));
 }
 both_backends!(openapi_document, document);
+
+/// Every request body refuses fields it does not take (422 problem+json naming the field, and
+/// nothing done), and the document says so (`additionalProperties: false`); malformed JSON
+/// stays a 400.
+async fn unknown_fields(db: TestDb) {
+    let app: TestApp = spawn_app(db).await;
+    let c = app.client();
+    let doc: Value = c
+        .get(app.at("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (method, path) in OPERATIONS {
+        let body = &doc["paths"][path][method]["requestBody"];
+        let Some(name) = schema_name(&body["content"]["application/json"]["schema"]) else {
+            continue;
+        };
+        let schema = &doc["components"]["schemas"][name];
+        assert_eq!(schema["additionalProperties"], false, "{name}: {schema}");
+    }
+
+    let (_, key) = app.core.create_api_key("default", "docs").await.unwrap();
+    let refused = |path: &'static str, body: Value, field: &'static str| {
+        let req = c.post(app.at(path)).bearer_auth(&key).json(&body);
+        let doc = &doc;
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 422, "{path} {body}");
+            let spec = path.replace("/u1/", "/{subject}/");
+            let problem = conforms(doc, "post", &spec, r).await;
+            assert_eq!(problem["type"], "urn:twofold:problem:invalid-body");
+            assert_eq!(problem["field"], field, "{problem}");
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(detail.contains(&format!("`{field}`")), "{detail}");
+        }
+    };
+    refused(
+        "/api/v1/subjects/u1/factors",
+        json!({ "type": "totp", "digits": 8 }),
+        "digits",
+    )
+    .await;
+    let factors: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM factors")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(factors, 0, "no factor was made");
+    refused(
+        "/api/v1/subjects/u1/verify",
+        json!({ "code": "123456", "window": 10 }),
+        "window",
+    )
+    .await;
+    refused(
+        "/api/v1/signup",
+        json!({ "email": "x@example.com", "password": PW, "admin": true }),
+        "admin",
+    )
+    .await;
+    refused(
+        "/api/v1/session",
+        json!({ "email": "x@example.com", "password": PW, "remember_me": true }),
+        "remember_me",
+    )
+    .await;
+    refused(
+        "/api/v1/password-reset",
+        json!({ "email": "x@example.com", "lang": "de" }),
+        "lang",
+    )
+    .await;
+
+    let r = c
+        .post(app.at("/api/v1/signup"))
+        .header("content-type", "application/json")
+        .body("{\"email\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let problem = conforms(&doc, "post", "/api/v1/signup", r).await;
+    assert_eq!(problem["type"], "urn:twofold:problem:invalid-body");
+}
+both_backends!(unknown_fields_case, unknown_fields);

@@ -9,12 +9,17 @@ use time::Duration;
 use twofold_core::model::RequestMeta;
 use twofold_core::policy::Policy;
 use twofold_testkit::totp::csrf_of;
-use twofold_testkit::{TestDb, both_backends, spawn_app};
+use twofold_testkit::{TestDb, both_backends, spawn_app, spawn_app_with};
 
 const PW: &str = "correct horse battery staple";
 
 async fn keys_only(db: TestDb) {
-    let app = spawn_app(db).await;
+    // Keys need a domain name as the relying party (`localhost`), or none could be added.
+    let app = spawn_app_with(db, |s| {
+        s.relying_party.id = "localhost".into();
+        s.relying_party.origins = vec![s.public_url.replace("127.0.0.1", "localhost")];
+    })
+    .await;
     let meta = RequestMeta::default();
     let (op, customer) = ("op@example.com", "cus@example.com");
     let mut secrets = Vec::new();

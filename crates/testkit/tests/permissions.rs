@@ -127,3 +127,56 @@ async fn remote_session(db: TestDb) {
     assert_eq!(permission(&app, &app.client()).await.0, 401);
 }
 both_backends!(remote_session_case, remote_session);
+
+/// A step-up `next` that is not a plain account path (here with CR/LF, which would split the
+/// `Location` header) is refused before the code is looked at, so the code still works.
+async fn step_up_refuses_a_bad_next_before_the_code(db: TestDb) {
+    let app = spawn_app(db).await;
+    let email = "crlf@example.com";
+    app.verified_account(email, PW).await;
+    let c = app.client();
+    assert_eq!(app.log_in(&c, email, PW).await.status(), 200);
+    let (secret, _) = app.enroll_totp(&c, "phone").await;
+    app.clock.advance(Duration::minutes(6));
+
+    // Opened with it: the page offers the default instead.
+    let html = app
+        .get_text(&c, "/account/step-up?next=/account%0d%0aX:1")
+        .await
+        .replace("&#x2f;", "/");
+    assert!(
+        html.contains(r#"name="next" value="/account/security""#),
+        "{html}"
+    );
+    let csrf = twofold_testkit::totp::csrf_of(&html);
+
+    // Posted with it: 400 and the form again, and the code is not spent.
+    let code = app.code_now(&secret);
+    let step_up = |next: &'static str| {
+        c.post(app.at("/account/step-up"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+                ("next", next),
+            ])
+            .send()
+    };
+    for bad in ["/account\r\nX:1", "/account%0d%0aX:1", "/account/../admin"] {
+        let r = step_up(bad).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad:?}");
+        let html = r.text().await.unwrap().replace("&#x2f;", "/");
+        assert!(html.contains("not one of your account pages"), "{html}");
+        assert!(
+            html.contains(r#"name="next" value="/account/security""#),
+            "{html}"
+        );
+    }
+    let r = step_up("/account/remote-session").await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/account/remote-session");
+    assert_eq!(permission(&app, &c).await.0, 200);
+}
+both_backends!(
+    step_up_refuses_a_bad_next_before_the_code_case,
+    step_up_refuses_a_bad_next_before_the_code
+);

@@ -28,6 +28,7 @@ pub struct Settings {
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is trusted. Empty: ignore the header.
+    #[serde(deserialize_with = "crate::proxies::deserialize")]
     pub trusted_proxies: Vec<IpNet>,
     /// A directory whose templates override the built-in ones of the same name.
     pub templates_dir: Option<PathBuf>,

@@ -6,6 +6,7 @@ mod data_dir;
 mod healthcheck;
 mod operator;
 mod policy;
+mod proxies;
 mod serve;
 mod telemetry;
 mod users;

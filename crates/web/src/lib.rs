@@ -13,6 +13,7 @@ mod health;
 mod http_metrics;
 mod oidc;
 mod pages;
+mod return_path;
 mod session;
 mod state;
 mod templates;

@@ -5,7 +5,9 @@
 pub mod jwt;
 mod request;
 
-pub use request::{AuthRequest, AuthorizeParams, Prompt, RequestError, check_request};
+pub use request::{
+    AuthRequest, AuthorizeParams, Prompt, ReplacedSession, RequestError, check_request,
+};
 
 use crate::assurance::Assurance;
 use base64::Engine;

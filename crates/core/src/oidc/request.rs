@@ -50,6 +50,18 @@ pub struct AuthRequest {
     /// Set once the user allowed this very request on the consent screen.
     #[serde(default)]
     pub consented: bool,
+    /// The session a sign-in asked for by `prompt=login` or `max_age` is to replace. It
+    /// ends only once that sign-in has succeeded: any site can start a request, and must
+    /// not be able to sign anyone out by it.
+    #[serde(default)]
+    pub replaces: Option<ReplacedSession>,
+}
+
+/// A session to end once the fresh sign-in of the same request has succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplacedSession {
+    pub account_id: crate::model::AccountId,
+    pub session_id: crate::model::SessionId,
 }
 
 /// Why a request was refused.
@@ -205,6 +217,7 @@ pub fn check_request(
         max_age,
         acr,
         consented: false,
+        replaces: None,
     })
 }
 

@@ -236,7 +236,7 @@ impl Core {
                     .await?;
                 return Ok(LoginOutcome::EnrollmentRequired {
                     token,
-                    methods: policy.allowed_for(account.operator),
+                    methods: self.methods_to_set_up(&policy, account.operator),
                 });
             }
         }

@@ -9,7 +9,8 @@ use crate::assurance::Assurance;
 use crate::error::CoreError;
 use crate::model::RequestMeta;
 use crate::oidc::{
-    AuthRequest, AuthorizeParams, Grant, IdTokenClaims, RequestError, acr_of, check_request,
+    AuthRequest, AuthorizeParams, Grant, IdTokenClaims, ReplacedSession, RequestError, acr_of,
+    check_request,
 };
 use crate::ports::NewOidcCode;
 use crate::random::random_bytes;
@@ -30,6 +31,9 @@ pub enum Authorize {
     Refuse(&'static str),
     /// The browser must do `next` first, then continue request `request_id`.
     Interact { next: NextStep, request_id: String },
+    /// The session is too old for the request (`prompt=login`, `max_age`): the browser signs
+    /// in again while its session stays usable, then continues request `request_id`.
+    SignInAgain { request_id: String },
     /// A third-party application: the user decides.
     Consent {
         request_id: String,
@@ -211,21 +215,17 @@ impl Core {
             }
             return Ok(interact(NextStep::SignIn));
         };
-        let now = self.clock.now();
-        let stale = (req.prompt.login && ctx.session.auth_time < created_at)
-            || req
-                .max_age
-                .is_some_and(|age| now - ctx.session.auth_time > time::Duration::seconds(age));
-        if stale {
+        if self.too_old_for(&req, &ctx, created_at) {
             if req.prompt.none {
                 return self.error_redirect(&req, "login_required", "the sign-in is too old");
             }
-            // A fresh sign-in replaces this session.
-            if let Some(token) = session_token {
-                self.log_out(token, meta).await?;
-            }
-            return Ok(interact(NextStep::SignIn));
+            self.replace_after_sign_in(request_id, req, created_at, &ctx)
+                .await?;
+            return Ok(Authorize::SignInAgain {
+                request_id: request_id.to_owned(),
+            });
         }
+        self.end_replaced_session(&req, &ctx, meta).await?;
         if let Some(required) = req.acr {
             match self.next_step_towards(&ctx, required).await? {
                 NextStep::Return => {}
@@ -267,6 +267,74 @@ impl Core {
             }
         }
         self.issue_code(&ctx, request_id, &req, meta).await
+    }
+
+    /// Whether the session's sign-in is too old for `prompt=login` or `max_age`. A sign-in
+    /// made after the request arrived is the one it asked for, and always fresh enough
+    /// (otherwise `max_age=0` could never be met).
+    fn too_old_for(
+        &self,
+        req: &AuthRequest,
+        ctx: &SessionContext,
+        created_at: OffsetDateTime,
+    ) -> bool {
+        let auth_time = ctx.session.auth_time;
+        if auth_time >= created_at {
+            return false;
+        }
+        req.prompt.login
+            || req
+                .max_age
+                .is_some_and(|age| self.clock.now() - auth_time > time::Duration::seconds(age))
+    }
+
+    /// Remembers, with the request, the session that the sign-in it asks for will replace.
+    async fn replace_after_sign_in(
+        &self,
+        request_id: &str,
+        mut req: AuthRequest,
+        created_at: OffsetDateTime,
+        ctx: &SessionContext,
+    ) -> Result<(), CoreError> {
+        if req.replaces.is_some() {
+            return Ok(());
+        }
+        req.replaces = Some(ReplacedSession {
+            account_id: ctx.account.id,
+            session_id: ctx.session.id,
+        });
+        self.store
+            .save_auth_request(
+                request_id,
+                &req,
+                created_at,
+                created_at + self.settings.oidc.request_ttl,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The fresh sign-in succeeded: the session it replaces ends now (once; a later pass
+    /// finds nothing to delete and records nothing).
+    async fn end_replaced_session(
+        &self,
+        req: &AuthRequest,
+        ctx: &SessionContext,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let Some(old) = req.replaces.filter(|old| old.session_id != ctx.session.id) else {
+            return Ok(());
+        };
+        let audit = self.audit(
+            "logout",
+            Some(old.account_id),
+            meta,
+            json!({ "session_id": old.session_id, "replaced_by": ctx.session.id }),
+        );
+        self.store
+            .delete_session(old.account_id, old.session_id, &audit)
+            .await?;
+        Ok(())
     }
 
     async fn issue_code(

@@ -108,6 +108,17 @@ impl Core {
         }))
     }
 
+    /// The factor types this account can set up here: those `policy` allows it, without
+    /// security keys and passkeys when this server cannot offer them (browsers refuse a
+    /// public URL that is an IP address, and the pages hide the key buttons then).
+    pub fn methods_to_set_up(&self, policy: &Policy, operator: bool) -> Vec<&'static str> {
+        let mut methods = policy.allowed_for(operator);
+        if !self.webauthn_available() {
+            methods.retain(|m| *m != "webauthn");
+        }
+        methods
+    }
+
     /// Adding a factor needs a recent second factor (when there is one) and a method the
     /// policy allows.
     pub(super) async fn require_may_add(

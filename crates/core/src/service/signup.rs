@@ -4,7 +4,7 @@ use crate::error::CoreError;
 use crate::mail;
 use crate::model::{AccountId, NewAccount, NewOutboxItem, NewToken, RequestMeta};
 use crate::password::check_password_policy;
-use crate::ports::StoreError;
+use crate::ports::{MailSpacing, StoreError};
 use crate::token::{TokenPurpose, decode_token, token_bytes};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -31,23 +31,41 @@ impl Core {
             .await
         {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                let existing = self.store.account_by_email(email.as_str()).await?;
-                let notice = self.outbox_item(
-                    "signup_existing",
-                    &mail::signup_existing_account(&self.branding(), email.as_str()),
-                )?;
-                let audit = self.audit(
-                    "signup_existing_address",
-                    existing.map(|a| a.id),
-                    meta,
-                    json!({}),
-                );
-                self.store.enqueue(&notice, Some(&audit)).await?;
-            }
+            Err(StoreError::Conflict(_)) => self.notify_taken_address(&email, meta).await?,
             Err(e) => return Err(e.into()),
         }
         self.outbox_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Tells the owner of a taken address that someone tried to sign up with it: at most
+    /// once per [`VERIFY_MAIL_INTERVAL`], like the verification and reset mails, however many
+    /// sign-ups arrive at once.
+    async fn notify_taken_address(
+        &self,
+        email: &Email,
+        meta: &RequestMeta,
+    ) -> Result<(), CoreError> {
+        let existing = self.store.account_by_email(email.as_str()).await?;
+        let notice = self.outbox_item(
+            "signup_existing",
+            &mail::signup_existing_account(&self.branding(), email.as_str()),
+        )?;
+        let audit = self.audit(
+            "signup_existing_address",
+            existing.map(|a| a.id),
+            meta,
+            json!({}),
+        );
+        let now = self.clock.now();
+        let spacing = MailSpacing {
+            key: format!("signup_existing:{}", email.as_str()),
+            now,
+            last_at_or_before: now - VERIFY_MAIL_INTERVAL,
+        };
+        self.store
+            .enqueue_spaced(&spacing, &notice, Some(&audit))
+            .await?;
         Ok(())
     }
 

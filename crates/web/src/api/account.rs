@@ -75,6 +75,7 @@ pub async fn revoke_session(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     #[schema(value_type = String, format = Password)]
     current_password: SecretString,
@@ -99,6 +100,7 @@ pub async fn change_password(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EmailChange {
     new_email: String,
     #[schema(value_type = String, format = Password)]
@@ -123,6 +125,7 @@ pub async fn request_email_change(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConfirmToken {
     token: String,
 }

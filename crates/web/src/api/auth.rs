@@ -18,6 +18,7 @@ use twofold_core::service::LoginOutcome;
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
     email: String,
     #[schema(value_type = String, format = Password)]
@@ -25,16 +26,19 @@ pub struct Credentials {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Token {
     token: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EmailOnly {
     email: String,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewPassword {
     token: String,
     #[schema(value_type = String, format = Password)]
@@ -108,6 +112,7 @@ pub async fn log_in(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceCode {
     code: String,
 }
@@ -193,6 +198,7 @@ fn login_response(state: &AppState, jar: CookieJar, outcome: LoginOutcome) -> Re
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SecondFactor {
     code: Option<String>,
     backup_code: Option<String>,
@@ -273,6 +279,7 @@ pub async fn second_factor_options(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SendCode {
     factor_id: String,
 }

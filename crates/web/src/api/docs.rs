@@ -95,7 +95,10 @@ fn fix_operation(op: &mut Operation) {
             "415",
             "The body is not JSON (send `Content-Type: application/json`)",
         );
-        add("422", "The JSON lacks a field or has one of the wrong type");
+        add(
+            "422",
+            "The JSON lacks a field, has one of the wrong type, or has one the request does not take (`field` names it)",
+        );
     }
     add("500", "Something went wrong on the server");
 }

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -83,5 +83,21 @@ fn json_rejection(r: JsonRejection) -> Response {
         JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body"),
         _ => (StatusCode::BAD_REQUEST, "invalid-body"),
     };
-    problem(status, slug, &r.body_text(), None).into_response()
+    let text = r.body_text();
+    if let JsonRejection::JsonDataError(_) = &r
+        && let Some(field) = unknown_field(&text)
+    {
+        // Every request type refuses fields it does not know: a misspelt or unsupported
+        // option must not be dropped silently (`"digits":8` would give a 6-digit factor).
+        let detail = format!("This request does not take the field `{field}`.");
+        let extra = serde_json::json!({ "field": field });
+        return problem(status, slug, &detail, Some(extra));
+    }
+    problem(status, slug, &text, None)
+}
+
+/// The field serde names in its "unknown field `x`, expected …" message, if that is the error.
+fn unknown_field(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("unknown field `")?;
+    rest.split_once('`').map(|(field, _)| field)
 }

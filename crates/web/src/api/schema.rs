@@ -21,7 +21,8 @@ pub struct Problem {
     pub status: u16,
     /// A sentence a user may read.
     pub detail: String,
-    /// The request field that was wrong (for `invalid-input`).
+    /// The request field that was wrong (for `invalid-input`), or that the request does not
+    /// take (for `invalid-body`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Seconds to wait (for `too-many-attempts`, `send-limited`, `busy`).

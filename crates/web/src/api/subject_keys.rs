@@ -33,6 +33,7 @@ fn ceremony_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 #[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewRegistration {
     /// `security_key` (default) or `passkey`.
     #[serde(default)]
@@ -67,6 +68,7 @@ async fn begin_registration(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Finish {
     /// The browser's `PublicKeyCredential.toJSON()`.
     #[schema(value_type = Object)]

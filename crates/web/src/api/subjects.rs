@@ -60,6 +60,7 @@ fn factor_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewFactor {
     /// `totp`, `sms` (with `phone`) or `email` (with `email`).
     #[serde(rename = "type")]
@@ -163,6 +164,7 @@ async fn create_totp(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Code {
     code: String,
 }
@@ -287,6 +289,7 @@ async fn backup_codes(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewChallenge {
     factor_id: String,
     /// The end user's IP address, for the per-IP send quota. The caller is the app's server,

@@ -212,10 +212,7 @@ fn answer(
             context! { client => client_name, scope, request => request_id },
         ),
         Authorize::Interact { next, request_id } => {
-            let back = format!(
-                "{}/oidc/authorize/continue?request={request_id}",
-                state.settings().public_url
-            );
+            let back = continue_url(state, &request_id);
             let to = match next {
                 NextStep::Return => return Redirect::to(&back).into_response(),
                 NextStep::SignIn => "/login",
@@ -225,7 +222,19 @@ fn answer(
             let jar = crate::forward_auth::remember_return(state, jar, back);
             (jar, Redirect::to(to)).into_response()
         }
+        Authorize::SignInAgain { request_id } => {
+            let back = continue_url(state, &request_id);
+            let jar = crate::forward_auth::remember_return(state, jar, back);
+            (jar, Redirect::to(crate::pages::SIGN_IN_AGAIN)).into_response()
+        }
     }
+}
+
+fn continue_url(state: &AppState, request_id: &str) -> String {
+    format!(
+        "{}/oidc/authorize/continue?request={request_id}",
+        state.settings().public_url
+    )
 }
 
 async fn logout(

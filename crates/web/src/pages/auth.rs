@@ -33,6 +33,9 @@ pub struct NoFields {}
 pub struct LoginQuery {
     #[serde(default)]
     signed_out: Option<String>,
+    /// Set by [`super::SIGN_IN_AGAIN`]: an application asked for a fresh sign-in.
+    #[serde(default)]
+    again: Option<String>,
 }
 
 pub async fn home(MaybeSession(s): MaybeSession) -> Redirect {
@@ -160,17 +163,25 @@ pub async fn login_page(
     MaybeSession(s): MaybeSession,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    if s.is_some() {
-        return Redirect::to("/account").into_response();
-    }
-    let notice = q.signed_out.map(|_| "You have been signed out.");
+    // A signed-in browser sees the form only when an application asked for a fresh
+    // sign-in; its session stays until a new one replaces it.
+    let email = match (&s, &q.again) {
+        (Some(_), None) => return Redirect::to("/account").into_response(),
+        (Some(ctx), Some(_)) => ctx.account.email.clone(),
+        (None, _) => String::new(),
+    };
+    let notice = if q.again.is_some() {
+        Some("The application asks you to sign in again.")
+    } else {
+        q.signed_out.map(|_| "You have been signed out.")
+    };
     render(
         &state,
         jar,
         None,
         StatusCode::OK,
         "login.html",
-        context! { title => "Sign in", notice },
+        context! { title => "Sign in", notice, email },
     )
 }
 

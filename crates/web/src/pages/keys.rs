@@ -185,6 +185,11 @@ pub async fn step_up_finish(
     Client(meta): Client,
     CsrfForm(form): CsrfForm<Finish>,
 ) -> Response {
+    // Checked before the ceremony is used up.
+    let Some(next) = super::second_step::step_up_next(Some(&form.next)) else {
+        let e = CoreError::invalid("next", super::second_step::BAD_NEXT);
+        return failed(&state, &e, "/account/step-up");
+    };
     let result = match parse(&form) {
         Ok((id, credential)) => {
             state
@@ -194,9 +199,8 @@ pub async fn step_up_finish(
         }
         Err(e) => Err(e),
     };
-    let next = super::second_step::safe_next(Some(&form.next)).to_owned();
     match result {
-        Ok(()) => Redirect::to(&next).into_response(),
+        Ok(()) => Redirect::to(next.as_str()).into_response(),
         Err(e) => failed(&state, &e, "/account/step-up"),
     }
 }

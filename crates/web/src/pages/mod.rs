@@ -26,6 +26,9 @@ use minijinja::{Value, context};
 use twofold_core::CoreError;
 use twofold_core::service::SessionContext;
 
+/// The sign-in form even for a signed-in browser (an application asked for a fresh sign-in).
+pub(crate) const SIGN_IN_AGAIN: &str = "/login?again=1";
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(auth::home))

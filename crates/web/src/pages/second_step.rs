@@ -3,6 +3,7 @@
 use super::{Link, error_text, message_page, render};
 use crate::client::Client;
 use crate::csrf::CsrfForm;
+use crate::return_path::ReturnPath;
 use crate::session::{PageSession, removal_cookie, session_cookie, session_token};
 use crate::state::AppState;
 use axum::extract::{Query, State};
@@ -314,12 +315,33 @@ pub async fn submit(
     }
 }
 
-/// Only internal paths may be returned to after step-up.
-pub(super) fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with("/account") && !n.contains("//") && !n.contains('\\') => n,
-        _ => "/account/security",
-    }
+/// Where step-up returns to without a `next`.
+const STEP_UP_DEFAULT: &str = "/account/security";
+
+/// Where step-up returns to: an account page (see [`ReturnPath::parse`]), Security settings
+/// when none is named; `None` for a `next` that is not acceptable.
+pub(super) fn step_up_next(next: Option<&str>) -> Option<ReturnPath> {
+    let next = next.filter(|n| !n.is_empty()).unwrap_or(STEP_UP_DEFAULT);
+    ReturnPath::parse(next, "/account")
+}
+
+fn step_up_default() -> ReturnPath {
+    ReturnPath::parse(STEP_UP_DEFAULT, "/account").expect("an account page")
+}
+
+/// Refuses a tampered `next` (the page only ever sends one it was given after this check)
+/// before any code is spent, and offers the form again towards Security settings.
+pub(super) const BAD_NEXT: &str = "The page to return to afterwards is not one of your account pages. Confirm again to go to Security settings.";
+
+/// The step-up form again, towards Security settings, for a `next` that was refused.
+async fn refuse_next(
+    state: &AppState,
+    jar: CookieJar,
+    ctx: &twofold_core::service::SessionContext,
+) -> Response {
+    let error = Some(BAD_NEXT.to_owned());
+    let next = step_up_default();
+    render_step_up(state, jar, ctx, StatusCode::BAD_REQUEST, &next, None, error).await
 }
 
 async fn render_step_up(
@@ -327,7 +349,7 @@ async fn render_step_up(
     jar: CookieJar,
     ctx: &twofold_core::service::SessionContext,
     status: StatusCode,
-    next: String,
+    next: &ReturnPath,
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
@@ -355,7 +377,7 @@ async fn render_step_up(
         "step_up.html",
         context! {
             title => "Confirm it's you",
-            next,
+            next => next.as_str(),
             notice,
             error,
             senders,
@@ -371,8 +393,8 @@ pub async fn step_up_page(
     PageSession(ctx): PageSession,
     Query(q): Query<MethodQuery>,
 ) -> Response {
-    let next = safe_next(q.next.as_deref()).to_owned();
-    render_step_up(&state, jar, &ctx, StatusCode::OK, next, None, None).await
+    let next = step_up_next(q.next.as_deref()).unwrap_or_else(step_up_default);
+    render_step_up(&state, jar, &ctx, StatusCode::OK, &next, None, None).await
 }
 
 pub async fn step_up(
@@ -382,12 +404,14 @@ pub async fn step_up(
     Client(meta): Client,
     CsrfForm(form): CsrfForm<CodeForm>,
 ) -> Response {
-    let next = safe_next(Some(&form.next)).to_owned();
+    let Some(next) = step_up_next(Some(&form.next)) else {
+        return refuse_next(&state, jar, &ctx).await;
+    };
     match state.core().step_up(&ctx, &form.code, &meta).await {
-        Ok(()) => Redirect::to(&next).into_response(),
+        Ok(()) => Redirect::to(next.as_str()).into_response(),
         Err(e) => {
             let (status, error) = error_text(&e);
-            render_step_up(&state, jar, &ctx, status, next, None, Some(error)).await
+            render_step_up(&state, jar, &ctx, status, &next, None, Some(error)).await
         }
     }
 }
@@ -407,7 +431,9 @@ pub async fn step_up_send(
     Client(meta): Client,
     CsrfForm(form): CsrfForm<StepUpSendForm>,
 ) -> Response {
-    let next = safe_next(Some(&form.next)).to_owned();
+    let Some(next) = step_up_next(Some(&form.next)) else {
+        return refuse_next(&state, jar, &ctx).await;
+    };
     let result = match Uuid::parse_str(&form.factor_id) {
         Ok(id) => state.core().step_up_send_code(&ctx, id, &meta).await,
         Err(_) => Err(CoreError::NotFound),
@@ -418,11 +444,11 @@ pub async fn step_up_send(
                 "We sent a code to {}. It is valid for 10 minutes.",
                 sent.hint
             );
-            render_step_up(&state, jar, &ctx, StatusCode::OK, next, Some(notice), None).await
+            render_step_up(&state, jar, &ctx, StatusCode::OK, &next, Some(notice), None).await
         }
         Err(e) => {
             let (status, error) = error_text(&e);
-            render_step_up(&state, jar, &ctx, status, next, None, Some(error)).await
+            render_step_up(&state, jar, &ctx, status, &next, None, Some(error)).await
         }
     }
 }
@@ -431,18 +457,12 @@ pub async fn step_up_send(
 mod tests {
     #[test]
     fn next_stays_inside_the_account_pages() {
-        assert_eq!(
-            super::safe_next(Some("/account/security")),
-            "/account/security"
-        );
-        assert_eq!(
-            super::safe_next(Some("https://evil.example")),
-            "/account/security"
-        );
-        assert_eq!(
-            super::safe_next(Some("/account//evil.example")),
-            "/account/security"
-        );
-        assert_eq!(super::safe_next(None), "/account/security");
+        let next = |n| super::step_up_next(n).map(|p| p.as_str().to_owned());
+        assert_eq!(next(Some("/account")).as_deref(), Some("/account"));
+        assert_eq!(next(None).as_deref(), Some("/account/security"));
+        assert_eq!(next(Some("")).as_deref(), Some("/account/security"));
+        assert_eq!(next(Some("https://evil.example")), None);
+        assert_eq!(next(Some("/account//evil.example")), None);
+        assert_eq!(next(Some("/account\r\nX:1")), None);
     }
 }
