@@ -2,6 +2,7 @@
 //! host and path needs, and whether a session reaches it. Pure functions of the rules and the
 //! session's `amr`, shared by forward-auth and (later) OIDC `acr_values`.
 
+use crate::canonical::{CanonicalPath, Origin, PathView, RequestTarget, RuleHost, UrlError};
 use crate::model::{Session, SessionKind};
 use serde::{Deserialize, Serialize};
 
@@ -49,18 +50,32 @@ impl Assurance {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// The host the proxy protects (`app.example.com`), or `*` for any; ports are ignored.
-    pub host: String,
-    /// Paths starting with this; the longest matching prefix wins.
+    /// The host the proxy protects (`app.example.com`: its default http and https ports;
+    /// `app.example.com:8443`: that port), or `*` for any host and port.
+    pub host: RuleHost,
+    /// Paths under this prefix; the most specific matching prefix wins.
     #[serde(default = "root")]
-    pub path_prefix: String,
+    pub path_prefix: CanonicalPath,
     pub require: Assurance,
 }
 
-fn root() -> String {
-    "/".into()
+impl Rule {
+    /// A rule from configuration-style strings, made canonical (or why it cannot be).
+    pub fn new(host: &str, path_prefix: &str, require: Assurance) -> Result<Self, UrlError> {
+        Ok(Self {
+            host: RuleHost::parse(host)?,
+            path_prefix: CanonicalPath::parse(path_prefix)?,
+            require,
+        })
+    }
 }
 
+fn root() -> CanonicalPath {
+    CanonicalPath::parse("/").expect("/ is canonical")
+}
+
+/// Rules are canonical once deserialized: a host or prefix without a canonical form fails the
+/// configuration load, naming the rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardAuthRules {
@@ -70,49 +85,39 @@ pub struct ForwardAuthRules {
 }
 
 impl ForwardAuthRules {
-    pub fn validate(&self) -> Result<(), String> {
-        for r in &self.rules {
-            if r.host.trim().is_empty() || r.host.contains('/') {
-                return Err(format!("forward_auth.rules: bad host {:?}", r.host));
-            }
-            if !r.path_prefix.starts_with('/') {
-                return Err(format!(
-                    "forward_auth.rules: path_prefix {:?} must start with /",
-                    r.path_prefix
-                ));
-            }
-        }
-        Ok(())
+    /// The level a request needs: the strictest over every reading of its path (see
+    /// [`crate::canonical::PathReadings`]), each matched by whole segments and as text, so
+    /// that neither a spelling nor a partial segment (`/adminx`, `/publicity`) gets past a
+    /// rule or into a more lenient one.
+    pub fn required(&self, target: &RequestTarget) -> Assurance {
+        target
+            .path
+            .views()
+            .iter()
+            .flat_map(|v| [true, false].map(|whole| self.required_reading(target, v, whole)))
+            .max()
+            .unwrap_or(self.default)
     }
 
-    /// The level a request to `host` (with or without port) and `path` needs. An exact host
-    /// beats `*`; then the longest prefix.
-    pub fn required(&self, host: &str, path: &str) -> Assurance {
-        let host = strip_port(host).to_ascii_lowercase();
+    /// For one reading: an exact host beats `*`, then the most specific prefix, then (between
+    /// equals) the stricter rule.
+    fn required_reading(&self, target: &RequestTarget, view: &PathView, whole: bool) -> Assurance {
+        let origin = &target.origin;
         self.rules
             .iter()
-            .filter(|r| r.host == "*" || r.host.eq_ignore_ascii_case(&host))
-            .filter(|r| path.starts_with(&r.path_prefix))
-            .max_by_key(|r| (r.host != "*", r.path_prefix.len()))
+            .filter(|r| r.host.covers(origin.scheme, &origin.authority))
+            .filter(|r| r.path_prefix.matches(view, whole))
+            .max_by_key(|r| (!r.host.is_any(), r.path_prefix.specificity(), r.require))
             .map(|r| r.require)
             .unwrap_or(self.default)
     }
 
-    /// Whether `host` is one the rules name, so a sign-in may send the browser back there.
-    pub fn names_host(&self, host: &str) -> bool {
-        let host = strip_port(host);
-        self.rules.iter().any(|r| r.host.eq_ignore_ascii_case(host))
-    }
-}
-
-/// `example.com:8443` → `example.com`; `[::1]:80` → `[::1]`.
-pub fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_inclusive(']').next().unwrap_or(host);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
+    /// Whether a rule names `origin`'s host and port (`*` does not), so that a sign-in may
+    /// send the browser back there.
+    pub fn names(&self, origin: &Origin) -> bool {
+        self.rules
+            .iter()
+            .any(|r| !r.host.is_any() && r.host.covers(origin.scheme, &origin.authority))
     }
 }
 
@@ -174,63 +179,127 @@ mod tests {
         assert!(Assurance::TwoFactors > Assurance::OneFactor);
     }
 
-    #[test]
-    fn the_most_specific_rule_wins() {
-        let rules = ForwardAuthRules {
+    fn need(rules: &ForwardAuthRules, url: &str) -> Assurance {
+        rules.required(&RequestTarget::from_url(url).unwrap())
+    }
+
+    fn rules() -> ForwardAuthRules {
+        ForwardAuthRules {
             default: Assurance::TwoFactors,
             rules: vec![
-                Rule {
-                    host: "*".into(),
-                    path_prefix: "/health".into(),
-                    require: Assurance::Public,
-                },
-                Rule {
-                    host: "app.example.com".into(),
-                    path_prefix: "/".into(),
-                    require: Assurance::OneFactor,
-                },
-                Rule {
-                    host: "app.example.com".into(),
-                    path_prefix: "/admin".into(),
-                    require: Assurance::PhishingResistant,
-                },
+                Rule::new("*", "/health", Assurance::Public).unwrap(),
+                Rule::new("app.example.com", "/", Assurance::OneFactor).unwrap(),
+                Rule::new("app.example.com", "/admin", Assurance::PhishingResistant).unwrap(),
+                Rule::new("app.example.com", "/admin/static", Assurance::Public).unwrap(),
+                Rule::new("app.example.com:8443", "/", Assurance::Public).unwrap(),
             ],
-        };
+        }
+    }
+
+    #[test]
+    fn the_most_specific_rule_wins() {
+        let r = rules();
         assert_eq!(
-            rules.required("app.example.com:8443", "/admin/users"),
+            need(&r, "https://app.example.com/admin/users"),
             Assurance::PhishingResistant
         );
-        assert_eq!(rules.required("APP.example.com", "/"), Assurance::OneFactor);
+        assert_eq!(need(&r, "http://APP.example.com./"), Assurance::OneFactor);
         assert_eq!(
-            rules.required("app.example.com", "/health"),
+            need(&r, "https://app.example.com/health"),
             Assurance::OneFactor,
             "exact host beats *"
         );
         assert_eq!(
-            rules.required("other.example.com", "/health"),
+            need(&r, "https://other.example.com/health"),
             Assurance::Public
         );
         assert_eq!(
-            rules.required("other.example.com", "/x"),
+            need(&r, "https://other.example.com/x"),
             Assurance::TwoFactors
         );
-        assert!(rules.names_host("app.example.com:443"));
-        assert!(!rules.names_host("evil.example"));
-        assert_eq!(strip_port("[::1]:8080"), "[::1]");
-        assert_eq!(strip_port("::1"), "::1");
+        assert_eq!(
+            need(&r, "https://app.example.com/admin/static/a.css"),
+            Assurance::Public
+        );
     }
 
     #[test]
-    fn validation() {
-        let bad = ForwardAuthRules {
-            default: Assurance::OneFactor,
-            rules: vec![Rule {
-                host: "a.example".into(),
-                path_prefix: "admin".into(),
-                require: Assurance::Public,
-            }],
-        };
-        assert!(bad.validate().is_err());
-        assert!(ForwardAuthRules::default().validate().is_ok());
+    fn ports_are_part_of_the_host() {
+        let r = rules();
+        assert_eq!(
+            need(&r, "https://app.example.com:8443/admin"),
+            Assurance::Public
+        );
+        assert_eq!(
+            need(&r, "https://app.example.com:9443/"),
+            Assurance::TwoFactors
+        );
+        assert_eq!(
+            need(&r, "http://app.example.com:443/"),
+            Assurance::TwoFactors
+        );
+        assert_eq!(
+            need(&r, "https://app.example.com:443/"),
+            Assurance::OneFactor
+        );
+        let origin = |u: &str| RequestTarget::from_url(u).unwrap().origin;
+        assert!(r.names(&origin("https://app.example.com./x")));
+        assert!(r.names(&origin("http://app.example.com:8443/")));
+        assert!(!r.names(&origin("https://app.example.com:1/")));
+        assert!(
+            !r.names(&origin("https://evil.example/")),
+            "* names no host"
+        );
+    }
+
+    #[test]
+    fn no_spelling_lowers_the_requirement() {
+        let r = rules();
+        for path in [
+            "/%61dmin",
+            "//admin",
+            "/Admin",
+            "/./admin",
+            "/x/../admin",
+            "/adminx",
+            "/admin/static/../users",
+            "/admin/x/../static",
+            "/admin/STATIC",
+            "/admin/staticx",
+            "/admin/%73tatic",
+            "/admin/x;/../static",
+            "/admin//../static",
+        ] {
+            assert_eq!(
+                need(&r, &format!("https://app.example.com{path}")),
+                Assurance::PhishingResistant,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn rules_are_canonical_when_loaded() {
+        let parsed: ForwardAuthRules = serde_json::from_value(serde_json::json!({
+            "default": "one_factor",
+            "rules": [{ "host": "App.Example.com.", "path_prefix": "//x/../Admin/", "require": "public" }]
+        }))
+        .unwrap();
+        assert_eq!(parsed.rules[0].host.to_string(), "app.example.com");
+        assert_eq!(parsed.rules[0].path_prefix.to_string(), "/Admin");
+        for (host, path) in [
+            ("a.example", "admin"),
+            ("a.example", "/a%2Fb"),
+            ("a.example/x", "/"),
+            ("user@a.example", "/"),
+            ("*.example", "/"),
+            ("", "/"),
+        ] {
+            let bad = serde_json::json!({ "rules": [{ "host": host, "path_prefix": path, "require": "public" }] });
+            assert!(
+                serde_json::from_value::<ForwardAuthRules>(bad).is_err(),
+                "{host} {path}"
+            );
+        }
     }
 }

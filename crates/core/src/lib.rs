@@ -4,6 +4,7 @@
 //! through the traits in [`ports`], so every rule can be tested with a fake clock.
 
 pub mod assurance;
+pub mod canonical;
 pub mod clock;
 pub mod device;
 pub mod email;

@@ -19,7 +19,9 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"))
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now, for [`Nginx::start_on`] (so that forward-auth rules can
+/// name nginx's host and port before it starts).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -53,8 +55,12 @@ impl Nginx {
     /// nginx on a free port: everything goes through `auth_request` to the app's forward-auth
     /// endpoint and on to `upstream`.
     pub async fn start(app_url: &str, upstream: SocketAddr) -> Self {
+        Self::start_on(free_port(), app_url, upstream).await
+    }
+
+    /// As [`Nginx::start`], on `port` (from [`free_port`]).
+    pub async fn start_on(port: u16, app_url: &str, upstream: SocketAddr) -> Self {
         let dir = tempfile::tempdir().expect("nginx dir");
-        let port = free_port();
         let template = include_str!("../../../docs/forward-auth/nginx.conf");
         let server = template
             .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port};"))

@@ -453,9 +453,6 @@ impl Settings {
         {
             bail!("oidc: token lifetimes must be at least 1");
         }
-        if let Err(m) = self.forward_auth.validate() {
-            bail!("{m}");
-        }
         if let Err(m) = self.devices.validate() {
             bail!("{m}");
         }
@@ -583,5 +580,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Settings::load(Some(&path), &o).unwrap().listen.port(), 7000);
+    }
+
+    #[test]
+    fn forward_auth_rules_are_canonical_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("twofold.toml");
+        let load = |rule: &str| {
+            let toml = format!("[[forward_auth.rules]]\nrequire = \"public\"\n{rule}\n");
+            std::fs::write(&path, toml).unwrap();
+            Settings::load(Some(&path), &Overrides::default()).map_err(|e| format!("{e:#}"))
+        };
+        let s = load("host = \"A.example.:8443\"\npath_prefix = \"//x/\"").unwrap();
+        let r = &s.forward_auth.rules[0];
+        assert_eq!(format!("{} {}", r.host, r.path_prefix), "a.example:8443 /x");
+        let bad = |rule| load(rule).is_err_and(|e| e.contains("forward_auth.rules"));
+        assert!(bad("host = \"u@a.example\"") && bad("host = \"a\"\npath_prefix = \"/%2F\""));
     }
 }

@@ -14,30 +14,39 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use time::Duration;
 use twofold_core::CoreError;
+use twofold_core::canonical::RequestTarget;
 use twofold_core::service::{ForwardAuth, NextStep};
 use url::Url;
 
 /// How long a sign-in may take and still return to where it started.
 const RETURN_TTL: Duration = Duration::minutes(30);
 
-/// The request the proxy is asking about: nginx sends `X-Original-URL` (as our example
-/// configuration sets it); Traefik and Caddy send `X-Forwarded-Proto`, `-Host` and `-Uri`.
-fn original_url(headers: &HeaderMap) -> Option<Url> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(u) = get("x-original-url") {
-        return Url::parse(u).ok();
+/// The request the proxy is asking about, canonical: nginx sends `X-Original-URL` (as our
+/// example configuration sets it); Traefik and Caddy send `X-Forwarded-Proto`, `-Host` and
+/// `-Uri`. An address without a canonical form (an encoded `/`, a NUL...) is a 400.
+fn original_target(headers: &HeaderMap) -> Result<RequestTarget, CoreError> {
+    let get = |name: &'static str| -> Result<Option<&str>, CoreError> {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map_err(|_| bad(name, "It is not ASCII text.")))
+            .transpose()
+    };
+    if let Some(u) = get("x-original-url")? {
+        return RequestTarget::from_url(u).map_err(|e| bad("x-original-url", e));
     }
-    let host = get("x-forwarded-host")?;
-    let proto = get("x-forwarded-proto").unwrap_or("https");
-    let uri = get("x-forwarded-uri").unwrap_or("/");
-    Url::parse(&format!("{proto}://{host}{uri}")).ok()
+    let host = get("x-forwarded-host")?.ok_or_else(|| {
+        bad(
+            "x-forwarded-uri",
+            "Send X-Original-URL, or X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri.",
+        )
+    })?;
+    let proto = get("x-forwarded-proto")?.unwrap_or("https");
+    let uri = get("x-forwarded-uri")?.unwrap_or("/");
+    RequestTarget::from_parts(proto, host, uri).map_err(|e| bad("x-forwarded-uri", e))
 }
 
-fn host_of(url: &Url) -> String {
-    match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_owned(),
-    }
+fn bad(field: &'static str, why: impl std::fmt::Display) -> CoreError {
+    CoreError::invalid(field, format!("The original request's address: {why}"))
 }
 
 fn start_url(state: &AppState, original: &Url) -> String {
@@ -56,23 +65,18 @@ fn start_url(state: &AppState, original: &Url) -> String {
             headers(("Remote-User" = String), ("Remote-Email" = String), ("Remote-Amr" = String, description = "Comma-separated RFC 8176 methods"))),
         (status = 302, description = "Not enough (Traefik, Caddy): `Location` is where the browser signs in or steps up"),
         (status = 401, description = "Not enough (nginx): `Location` is where to send the browser"),
-        (status = 400, body = crate::api::schema::Problem, description = "The proxy sent no original URL"),
+        (status = 400, body = crate::api::schema::Problem, description = "The proxy sent no original URL, or one without a canonical form (an encoded `/` or control character, userinfo, a scheme other than http and https)"),
     ))]
 pub async fn check(
     State(state): State<AppState>,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let original = original_url(&headers).ok_or_else(|| {
-        CoreError::invalid(
-            "x-forwarded-uri",
-            "Send X-Original-URL, or X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri.",
-        )
-    })?;
+    let original = original_target(&headers)?;
     let token = session_token(&jar, &state);
     match state
         .core()
-        .forward_auth(token.as_deref(), &host_of(&original), original.path())
+        .forward_auth(token.as_deref(), &original)
         .await?
     {
         ForwardAuth::Allow { user } => {
@@ -92,7 +96,7 @@ pub async fn check(
             Ok(res)
         }
         ForwardAuth::Deny { .. } => {
-            let to = start_url(&state, &original);
+            let to = start_url(&state, original.url());
             // nginx's auth_request takes only 2xx, 401 and 403: it gets 401 with the place to
             // send the browser in Location (`error_page 401 =302 $redirection_url`). Traefik
             // and Caddy pass the answer on to the browser, so for them it is the redirect.
@@ -116,16 +120,14 @@ pub struct StartQuery {
     rd: String,
 }
 
-/// Only addresses of hosts the rules name (or Twofold itself) are returned to: anything else
-/// would make the sign-in an open redirect.
-fn allowed_return(state: &AppState, rd: &str) -> Option<Url> {
-    let url = Url::parse(rd).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() {
-        return None;
-    }
-    let own = Url::parse(&state.settings().public_url).ok();
-    let ours = own.is_some_and(|o| o.host_str() == url.host_str());
-    (ours || state.core().forward_auth_host(url.host_str()?)).then_some(url)
+/// Only Twofold's own origin and the hosts and ports the rules name are returned to, in
+/// canonical form: anything else would make the sign-in an open redirect.
+fn allowed_return(state: &AppState, rd: &str) -> Option<RequestTarget> {
+    let target = RequestTarget::from_url(rd).ok()?;
+    state
+        .core()
+        .forward_auth_may_return_to(&target)
+        .then_some(target)
 }
 
 pub async fn start(
@@ -143,22 +145,18 @@ pub async fn start(
         );
     };
     let token = session_token(&jar, &state);
-    let next = match state
-        .core()
-        .forward_auth_next(token.as_deref(), &host_of(&rd), rd.path())
-        .await
-    {
+    let next = match state.core().forward_auth_next(token.as_deref(), &rd).await {
         Ok(n) => n,
         Err(e) => return crate::pages::error_page(&state, e),
     };
     let to = match next {
-        NextStep::Return => return Redirect::to(rd.as_str()).into_response(),
+        NextStep::Return => return Redirect::to(rd.url().as_str()).into_response(),
         NextStep::SignIn => "/login",
         // Step-up returns to /account, which sends the browser on to `rd`.
         NextStep::StepUp => "/account/step-up?next=/account",
         NextStep::SetUp { .. } => "/account/security",
     };
-    let jar = remember_return(&state, jar, rd.to_string());
+    let jar = remember_return(&state, jar, rd.url().to_string());
     (jar, Redirect::to(to)).into_response()
 }
 
@@ -180,5 +178,8 @@ pub fn take_return(state: &AppState, jar: CookieJar) -> (CookieJar, Option<Strin
     let mut gone = build_cookie(state, "return", String::new(), Some(Duration::ZERO));
     gone.make_removal();
     let jar = jar.add(gone);
-    (jar, allowed_return(state, &value).map(|u| u.to_string()))
+    (
+        jar,
+        allowed_return(state, &value).map(|t| t.url().to_string()),
+    )
 }

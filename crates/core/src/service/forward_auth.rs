@@ -3,6 +3,7 @@
 
 use super::{Core, SessionContext};
 use crate::assurance::Assurance;
+use crate::canonical::RequestTarget;
 use crate::error::CoreError;
 use crate::model::Owner;
 
@@ -30,14 +31,13 @@ pub enum NextStep {
 }
 
 impl Core {
-    /// The decision for a request to `host` and `path` from the browser with `session_token`.
+    /// The decision for a request to `target` from the browser with `session_token`.
     pub async fn forward_auth(
         &self,
         session_token: Option<&str>,
-        host: &str,
-        path: &str,
+        target: &RequestTarget,
     ) -> Result<ForwardAuth, CoreError> {
-        let required = self.settings.forward_auth.required(host, path);
+        let required = self.settings.forward_auth.required(target);
         let user = self.forward_auth_session(session_token).await?;
         let level = user
             .as_ref()
@@ -52,14 +52,13 @@ impl Core {
         })
     }
 
-    /// What a turned-away browser must do next for a request to `host` and `path`.
+    /// What a turned-away browser must do next for a request to `target`.
     pub async fn forward_auth_next(
         &self,
         session_token: Option<&str>,
-        host: &str,
-        path: &str,
+        target: &RequestTarget,
     ) -> Result<NextStep, CoreError> {
-        let required = self.settings.forward_auth.required(host, path);
+        let required = self.settings.forward_auth.required(target);
         let Some(ctx) = self.forward_auth_session(session_token).await? else {
             return Ok(if required == Assurance::Public {
                 NextStep::Return
@@ -99,9 +98,12 @@ impl Core {
         })
     }
 
-    /// Whether `host` may be returned to after a sign-in (the rules name it).
-    pub fn forward_auth_host(&self, host: &str) -> bool {
-        self.settings.forward_auth.names_host(host)
+    /// Whether a sign-in may send the browser to `target`: Twofold's own origin (scheme, host
+    /// and port of `public_url`), or a host and port a rule names. Anything else would make
+    /// the sign-in an open redirect.
+    pub fn forward_auth_may_return_to(&self, target: &RequestTarget) -> bool {
+        let own = RequestTarget::from_url(&self.settings.public_url).map(|t| t.origin);
+        own.is_ok_and(|o| o == target.origin) || self.settings.forward_auth.names(&target.origin)
     }
 
     pub(super) async fn forward_auth_session(
