@@ -342,14 +342,15 @@ impl Core {
     ) -> Result<LoginOutcome, CoreError> {
         let ctx = self.authenticate_device(token).await?;
         let account = &ctx.account;
-        // Paid before the code is looked at: the sign-in's own tries, then the account's.
+        // Paid before the code is looked at: the sign-in's own tries, then the account's. Once
+        // the sign-in's tries are all taken nothing is checked; the try that fails last ends
+        // the sign-in (taken is not failed: one may be the right code, still being checked).
         let limit = self.settings.partial_session_attempts;
         let Some(tried) = self
             .store
             .reserve_session_attempt(ctx.session.id, limit)
             .await?
         else {
-            self.void_device_session(&ctx, meta).await?;
             return Err(CoreError::SecondStepVoid);
         };
         let key = AttemptKey::NewDeviceCode(account.id);
@@ -414,8 +415,7 @@ impl Core {
             .await
     }
 
-    /// Ends a device-verification session whose tries are spent (once, whoever gets here
-    /// first).
+    /// Ends a device-verification session whose last try failed.
     async fn void_device_session(
         &self,
         ctx: &SessionContext,

@@ -85,15 +85,15 @@ impl Core {
             factor_id: uuid::Uuid::nil(),
         };
         let (token, swap) = self.full_session_after(&ctx, &totp, meta).await?;
-        // The sign-in's own tries are paid first; once they are spent nothing is checked.
+        // The sign-in's own tries are paid first; once they are all taken nothing is checked.
+        // Taken is not failed (one of them may be the right code, still being checked): the
+        // try that fails last ends the sign-in.
         let limit = self.settings.partial_session_attempts;
         let Some(tried) = self
             .store
             .reserve_session_attempt(ctx.session.id, limit)
             .await?
         else {
-            self.void_second_step(&ctx, "too_many_wrong_codes", meta)
-                .await?;
             return Err(CoreError::SecondStepVoid);
         };
         let owner = Owner::Account(ctx.account.id);
