@@ -55,4 +55,29 @@ async function addVirtualAuthenticator(page, transport = 'internal') {
   return { cdp, authenticatorId };
 }
 
-module.exports = { launch, saveFailureArtifacts, addVirtualAuthenticator, ARTIFACTS };
+/**
+ * Checks the page at a phone width (390 px) and a desktop width (1280 px): nothing may scroll
+ * sideways. With TWOFOLD_SCREENSHOTS=DIR set, saves a full-page screenshot at each width, to
+ * look at. Restores the page's viewport afterwards.
+ */
+async function checkLayout(page, name) {
+  const before = page.viewportSize();
+  for (const width of [390, 1280]) {
+    await page.setViewportSize({ width, height: 844 });
+    const { scroll, client } = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      client: document.documentElement.clientWidth,
+    }));
+    const dir = process.env.TWOFOLD_SCREENSHOTS;
+    if (dir) {
+      fs.mkdirSync(dir, { recursive: true });
+      await page.screenshot({ path: path.join(dir, `${name}-${width}.png`), fullPage: true });
+    }
+    if (scroll > client) {
+      throw new Error(`${name} scrolls sideways at ${width} px: ${scroll} > ${client}`);
+    }
+  }
+  if (before) await page.setViewportSize(before);
+}
+
+module.exports = { launch, saveFailureArtifacts, addVirtualAuthenticator, checkLayout, ARTIFACTS };

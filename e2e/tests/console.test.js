@@ -6,7 +6,7 @@
 const { describe, it, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer, backends } = require('../lib/server');
-const { launch, saveFailureArtifacts, addVirtualAuthenticator } = require('../lib/browser');
+const { launch, saveFailureArtifacts, addVirtualAuthenticator, checkLayout } = require('../lib/browser');
 const flows = require('../lib/flows');
 
 for (const backend of backends()) {
@@ -101,6 +101,30 @@ for (const backend of backends()) {
       await operator.goto(`${server.baseUrl}/admin/stats`);
       await operator.getByRole('heading', { name: 'Enrollment statistics' }).waitFor();
       assert.ok(await operator.locator('svg[role="img"]').count() >= 2, 'two charts');
+
+      // API keys: create one (shown once), see it listed, revoke it with a reason.
+      await operator.goto(`${server.baseUrl}/admin`);
+      await operator.getByRole('link', { name: 'API keys' }).click();
+      await operator.getByRole('heading', { name: 'API keys' }).waitFor();
+      await operator.getByLabel('Tenant').fill('shop');
+      await operator.getByLabel('Name').fill(`checkout ${stamp}`);
+      await operator.getByRole('button', { name: 'Create key' }).click();
+      const key = (await operator.locator('[role="status"] code').textContent()).trim();
+      assert.match(key, /^tfk_[A-Za-z0-9_-]{43}$/);
+      const verify = () => operator.request.get(`${server.baseUrl}/api/v1/subjects/u1/factors`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      assert.equal((await verify()).status(), 404, 'the key works (an unknown subject)');
+      await checkLayout(operator, 'admin-api-keys-created');
+      await operator.goto(`${server.baseUrl}/admin/api-keys`);
+      assert.equal(await operator.locator(`code:text-is("${key}")`).count(), 0, 'shown only once');
+      const revoke = operator.getByRole('form', { name: `Revoke checkout ${stamp}` });
+      await revoke.getByLabel('Reason for revoking').fill('leaked in a screenshot');
+      await revoke.getByRole('button', { name: 'Revoke' }).click();
+      await operator.getByText('The key is revoked').waitFor();
+      await operator.getByRole('listitem').filter({ hasText: 'leaked in a screenshot' }).waitFor();
+      assert.equal((await verify()).status(), 401, 'the revoked key is refused');
+      await checkLayout(operator, 'admin-api-keys-revoked');
     });
   });
 }

@@ -485,6 +485,26 @@ pub struct ApiKeyRecord {
     pub name: String,
 }
 
+/// An API key as the operator sees it in a list (never its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub tenant: String,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_reason: Option<String>,
+}
+
+/// What a revocation did to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Now,
+    Already,
+    UnknownKey,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

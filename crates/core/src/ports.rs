@@ -561,7 +561,28 @@ pub trait ApiStore: Send + Sync {
         hash: &[u8],
         now: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// The key with this hash, unless it is revoked.
     async fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Marks a key revoked (once; a second revocation keeps the first time and reason).
+    async fn revoke_api_key(
+        &self,
+        id: Uuid,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Revoked>;
+    /// Every key, revoked ones included, oldest first.
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyInfo>>;
+    /// Changes whenever a key is revoked or deleted: (keys, revoked keys). Nodes compare it
+    /// to know when their cache of authenticated keys may be stale.
+    async fn api_key_revision(&self) -> StoreResult<(i64, i64)>;
+    /// Sets `last_used_at` to `now` unless it is already later than `since`, so nodes that
+    /// all touch a busy key write the row at most once per interval.
+    async fn touch_api_key(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        since: OffsetDateTime,
+    ) -> StoreResult<()>;
     /// The tenant's own WebAuthn relying party (id, origins), if one is set.
     async fn tenant_relying_party(
         &self,

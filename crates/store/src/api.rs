@@ -1,10 +1,10 @@
 use crate::SqlStore;
 use crate::code_checks::SubjectQuery;
-use crate::codec::{db_error, get, ms, uuid};
+use crate::codec::{db_error, from_ms, get, ms, opt_from_ms, uuid};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use twofold_core::keys::Sealed;
-use twofold_core::model::{ApiKeyRecord, Factor};
+use twofold_core::model::{ApiKeyInfo, ApiKeyRecord, Factor, Revoked};
 use twofold_core::ports::{ApiStore, KeyStore, StoreResult};
 use uuid::Uuid;
 
@@ -113,6 +113,91 @@ impl ApiStore for SqlStore {
             })
         })
         .transpose()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: Uuid,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Revoked> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2, revoked_reason = $3
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(ms(now))
+        .bind(reason)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if done == 1 {
+            return Ok(Revoked::Now);
+        }
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(if exists.is_some() {
+            Revoked::Already
+        } else {
+            Revoked::UnknownKey
+        })
+    }
+
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyInfo>> {
+        let rows = sqlx::query(
+            "SELECT k.id, t.name AS tenant, k.name, k.created_at, k.last_used_at, k.revoked_at,
+                    k.revoked_reason
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+             ORDER BY k.created_at, k.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKeyInfo {
+                    id: uuid(&get::<String>(r, "id")?)?,
+                    tenant: get(r, "tenant")?,
+                    name: get(r, "name")?,
+                    created_at: from_ms(get(r, "created_at")?)?,
+                    last_used_at: opt_from_ms(get(r, "last_used_at")?)?,
+                    revoked_at: opt_from_ms(get(r, "revoked_at")?)?,
+                    revoked_reason: get(r, "revoked_reason")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn api_key_revision(&self) -> StoreResult<(i64, i64)> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS total, COUNT(revoked_at) AS revoked FROM api_keys")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok((get(&row, "total")?, get(&row, "revoked")?))
+    }
+
+    async fn touch_api_key(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        since: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $2
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(id.to_string())
+        .bind(ms(now))
+        .bind(ms(since))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
     }
 
     async fn subject_check_state(

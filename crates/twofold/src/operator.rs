@@ -5,7 +5,10 @@ use crate::serve::build_core;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use std::io::Write;
+use time::format_description::well_known::Rfc3339;
+use twofold_core::CoreError;
 use twofold_core::keys::Keyring;
+use twofold_core::model::{ApiKeyInfo, RequestMeta};
 use twofold_core::random::OsRandom;
 
 #[derive(Subcommand)]
@@ -17,6 +20,16 @@ pub enum ApiKeyCommand {
         /// The tenant the key belongs to (created if new); subjects are scoped by tenant.
         #[arg(long, default_value = "default")]
         tenant: String,
+    },
+    /// List API keys: id, tenant, name, created, last used, revoked (with the reason).
+    List,
+    /// Revoke an API key for good; every node refuses it within about a second.
+    Revoke {
+        /// The key's id, as `apikey list` shows it.
+        id: uuid::Uuid,
+        /// Why, for the list and the audit log.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -76,20 +89,54 @@ pub enum KeysCommand {
 pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> Result<()> {
     let (core, store) = build_core(settings, &settings.public_url_for(settings.listen)).await?;
     let result = match command {
-        ApiKeyCommand::Create { name, tenant } => match core.create_api_key(&tenant, &name).await {
-            Ok((record, key)) => {
-                println!(
-                    "created API key {} ({}) for tenant {tenant}; it is shown only now:",
-                    record.id, record.name
-                );
-                println!("{key}");
-                Ok(())
-            }
-            Err(e) => Err(anyhow::anyhow!("{e}")),
-        },
+        ApiKeyCommand::Create { name, tenant } => {
+            core.create_api_key(&tenant, &name)
+                .await
+                .map(|(record, key)| {
+                    println!(
+                        "created API key {} ({}) for tenant {tenant}; it is shown only now:",
+                        record.id, record.name
+                    );
+                    println!("{key}");
+                })
+        }
+        ApiKeyCommand::List => core.list_api_keys().await.map(print_api_keys),
+        ApiKeyCommand::Revoke { id, reason } => core
+            .revoke_api_key(id, &reason, &RequestMeta::default())
+            .await
+            .map(|()| println!("revoked API key {id}")),
     };
     store.close().await;
-    result
+    result.map_err(|e| match e {
+        CoreError::NotFound => {
+            anyhow::anyhow!("no API key with that id (see `twofold apikey list`)")
+        }
+        e => anyhow::anyhow!("{e}"),
+    })
+}
+
+fn print_api_keys(keys: Vec<ApiKeyInfo>) {
+    let when = |t: Option<time::OffsetDateTime>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string()),
+        )
+    };
+    println!("ID\tTENANT\tNAME\tCREATED\tLAST USED\tREVOKED");
+    for k in keys {
+        let revoked = match (k.revoked_at, k.revoked_reason) {
+            (None, _) => "-".to_owned(),
+            (at, reason) => format!("{} ({})", when(at), reason.unwrap_or_default()),
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{revoked}",
+            k.id,
+            k.tenant,
+            k.name,
+            when(Some(k.created_at)),
+            when(k.last_used_at),
+        );
+    }
 }
 
 pub async fn keys(settings: &Settings, command: KeysCommand) -> Result<()> {

@@ -619,6 +619,91 @@ fn api_keys_and_key_rotation_while_the_server_runs() {
     assert!(err.contains("cannot open this database's canary"), "{err}");
 }
 
+/// `apikey list` and `apikey revoke`; a running server (another process, its own cache)
+/// refuses a key revoked from the command line within about a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run(
+        &["apikey", "create", "--name", "shop", "--tenant", "acme"],
+        &data,
+    );
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = stdout.lines().last().unwrap().trim().to_owned();
+    let id = stdout.split_whitespace().nth(3).unwrap().to_owned();
+    let server = Server::start(&data, &[]);
+    let c = reqwest::Client::new();
+    let status = || async {
+        c.get(server.at("/api/v1/subjects/u1/factors"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status().await, 404, "the key works: an unknown subject");
+
+    let out = run(&["apikey", "list"], &data);
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success());
+    let row = list.lines().find(|l| l.starts_with(&id)).expect(&list);
+    let cols: Vec<&str> = row.split('\t').collect();
+    assert_eq!(cols[1..3], ["acme", "shop"], "{row}");
+    assert_ne!(cols[4], "-", "last use is recorded: {row}");
+    assert_eq!(cols[5], "-", "not revoked: {row}");
+
+    let out = run(&["apikey", "revoke", &id, "--reason", "leaked"], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8_lossy(&run(&["apikey", "list"], &data).stdout).into_owned();
+    assert!(list.contains("(leaked)"), "{list}");
+    // The server checks the database at most once a second; wait for that, boundedly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while status().await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked key still works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Bad input: clear messages, no panics.
+    for (args, expected) in [
+        (
+            vec!["apikey", "revoke", &id, "--reason", "again"],
+            "revoked already",
+        ),
+        (
+            vec![
+                "apikey",
+                "revoke",
+                "00000000-0000-0000-0000-000000000000",
+                "--reason",
+                "x",
+            ],
+            "no API key with that id",
+        ),
+        (vec!["apikey", "revoke", &id, "--reason", " "], "reason"),
+        (
+            vec!["apikey", "revoke", "not-an-id", "--reason", "x"],
+            "invalid value",
+        ),
+    ] {
+        let out = run(&args, &data);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
+
 /// Texts go out through the signed webhook; the code, the full number, the webhook secret and
 /// the API key never reach the log (debug level), only the masked number does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "admin_account.html",
     "admin_audit.html",
     "admin_stats.html",
+    "admin_api_keys.html",
 );
 
 pub struct Templates {

@@ -124,7 +124,7 @@ impl Core {
         self.next_step_towards(ctx, required).await
     }
 
-    async fn require_console(&self, ctx: &SessionContext) -> Result<(), CoreError> {
+    pub(super) async fn require_console(&self, ctx: &SessionContext) -> Result<(), CoreError> {
         match self.console_access(ctx).await? {
             NextStep::Return => Ok(()),
             NextStep::SetUp { .. } => Err(CoreError::TwoFactorSetupRequired),

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod api_keys;
 mod attempts;
 mod code_factors;
 mod code_use_cases;
@@ -147,10 +148,8 @@ pub struct Core {
     hasher: Arc<PasswordHasher>,
     settings: CoreSettings,
     outbox_wakeup: Arc<Notify>,
-    /// Recently authenticated API keys (keyed hash → caller), so a busy app's key is not
-    /// looked up on every call. Entries live 30 seconds.
-    api_keys:
-        std::sync::Mutex<std::collections::HashMap<Vec<u8>, (ApiCaller, time::OffsetDateTime)>>,
+    /// Recently authenticated API keys, so a busy app's key is not looked up on every call.
+    api_keys: api_keys::ApiKeyCache,
     /// The WebAuthn relying party, built on first use from the settings.
     relying_party: std::sync::OnceLock<Result<Arc<webauthn_rs::Webauthn>, String>>,
     /// (tenant, external id) → subject id; subjects never change once created.
@@ -181,7 +180,7 @@ impl Core {
             hasher,
             settings,
             outbox_wakeup: Arc::new(Notify::new()),
-            api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            api_keys: Default::default(),
             subjects: std::sync::Mutex::new(std::collections::HashMap::new()),
             relying_party: std::sync::OnceLock::new(),
             reminders_done: Default::default(),

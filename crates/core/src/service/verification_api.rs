@@ -4,10 +4,7 @@
 use super::Core;
 use super::enrollment::{Changer, FactorView, PendingTotp};
 use crate::error::CoreError;
-use crate::model::{ApiKeyRecord, Owner, RequestMeta};
-use crate::token::decode_token;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::model::{Owner, RequestMeta};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -28,83 +25,7 @@ pub enum VerifyResult {
     Invalid,
 }
 
-/// API keys look like `tfk_<43 base64url chars>` so they are recognisable in secret scanners.
-const KEY_PREFIX: &str = "tfk_";
-/// How long a node trusts a key it has already looked up.
-const API_KEY_CACHE_TTL: time::Duration = time::Duration::seconds(30);
-
 impl Core {
-    /// Creates an API key for `tenant` (created if new). The key is returned once; only its
-    /// keyed hash is stored.
-    pub async fn create_api_key(
-        &self,
-        tenant: &str,
-        name: &str,
-    ) -> Result<(ApiKeyRecord, String), CoreError> {
-        let tenant = tenant.trim();
-        let name = name.trim();
-        if tenant.is_empty() || name.is_empty() || tenant.len() > 100 || name.len() > 100 {
-            return Err(CoreError::invalid(
-                "name",
-                "Tenant and key names must be 1 to 100 characters.",
-            ));
-        }
-        let now = self.clock.now();
-        let tenant_id = self.store.ensure_tenant(tenant, self.new_id(), now).await?;
-        let raw: [u8; 32] = crate::random::random_bytes(self.random.as_ref());
-        let key = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
-        let record = ApiKeyRecord {
-            id: self.new_id(),
-            tenant_id,
-            name: name.to_owned(),
-        };
-        self.store
-            .create_api_key(&record, &self.keyring().token_hash("api_key", &raw), now)
-            .await?;
-        let audit = self.audit(
-            "api_key_created",
-            None,
-            &RequestMeta::default(),
-            json!({ "key_id": record.id, "tenant_id": tenant_id, "name": name }),
-        );
-        self.store.record_audit(&audit).await?;
-        Ok((record, key))
-    }
-
-    pub async fn authenticate_api_key(&self, presented: &str) -> Result<ApiCaller, CoreError> {
-        let raw = presented
-            .trim()
-            .strip_prefix(KEY_PREFIX)
-            .and_then(decode_token)
-            .ok_or(CoreError::Unauthenticated)?;
-        let hash = self.keyring().token_hash("api_key", &raw);
-        let now = self.clock.now();
-        if let Some((caller, at)) = self
-            .api_keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-            && now - *at < API_KEY_CACHE_TTL
-        {
-            return Ok(caller.clone());
-        }
-        let record = self
-            .store
-            .api_key_by_hash(&hash)
-            .await?
-            .ok_or(CoreError::Unauthenticated)?;
-        let caller = ApiCaller {
-            key_id: record.id,
-            tenant_id: record.tenant_id,
-        };
-        let mut cache = self.api_keys.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= 10_000 {
-            cache.clear();
-        }
-        cache.insert(hash, (caller.clone(), now));
-        Ok(caller)
-    }
-
     /// The owner for a tenant's subject. Subjects from another tenant simply do not exist here.
     pub(super) async fn subject_owner(
         &self,

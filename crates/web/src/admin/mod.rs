@@ -2,6 +2,7 @@
 //! actions, and the audit log with its export. The core checks the caller on every call; the
 //! extractor here only turns "step up first" into the way there.
 
+mod api_keys;
 mod audit;
 mod charts;
 mod stats;
@@ -28,6 +29,11 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(home))
         .route("/admin/accounts/{id}", get(account))
         .route("/admin/accounts/{id}/actions", post(act))
+        .route(
+            "/admin/api-keys",
+            get(api_keys::page).post(api_keys::create),
+        )
+        .route("/admin/api-keys/{id}/revoke", post(api_keys::revoke))
         .route("/admin/audit", get(audit::page))
         .route("/admin/audit.jsonl", get(audit::export))
         .route("/admin/stats", get(stats::page))
