@@ -904,6 +904,8 @@ pub trait ConsoleStore: Send + Sync {
 pub trait HealthStore: Send + Sync {
     /// Database reachable and every embedded migration applied.
     async fn ready(&self) -> StoreResult<()>;
+    /// Commits a tiny write (the heartbeat row), to prove that writes commit.
+    async fn heartbeat(&self, now: OffsetDateTime) -> StoreResult<()>;
     /// Connections in the pool, and how many of them are idle.
     fn pool_use(&self) -> (u32, u32);
 }

@@ -130,7 +130,8 @@ async fn open_pool(
                 }
                 Ok(true)
             })
-        });
+        })
+        .after_release(|conn, _meta| Box::pin(async move { left_clean(conn).await }));
     let pool_options = match backend {
         // WAL lets readers run beside the writer; NORMAL sync is safe with WAL. Checkpoints
         // run in the background (see `checkpoints`), not inside whichever write commits.
@@ -168,6 +169,33 @@ async fn open_pool(
         .connect(url)
         .await
         .map_err(|e| StoreError::Unavailable(format!("cannot connect to the database: {e}")))
+}
+
+/// Whether a connection coming back to the pool may serve again: not if it still counts an
+/// open transaction once its queued rollback has run.
+///
+/// sqlx-sqlite 0.9.0 keeps its own transaction depth beside SQLite's. When a statement fails
+/// with `SQLITE_FULL` (also `SQLITE_IOERR`, `SQLITE_NOMEM`, and `SQLITE_BUSY` in some cases),
+/// SQLite rolls the transaction back itself; sqlx's `ROLLBACK` then fails with "no transaction
+/// is active" and its depth stays at 1. The next `begin()` on that connection would issue a
+/// `SAVEPOINT`, which opens a real transaction that no later "commit" (a `RELEASE`) ever
+/// commits: the connection would hold SQLite's write lock for good, and whoever else used it
+/// would read rows that never reach the file. Such a connection is closed instead; the pool
+/// opens a fresh one. Nothing sqlx does wrong on PostgreSQL is known, but the same check
+/// costs nothing there unless a transaction was dropped without commit.
+async fn left_clean(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // A dropped transaction's rollback is only queued; a round trip lets it run first.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "a database connection came back inside a transaction it cannot leave; closing it"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// How often the background checkpoint copies the SQLite write-ahead log into the database.

@@ -132,4 +132,16 @@ impl HealthStore for SqlStore {
         }
         Ok(())
     }
+
+    async fn heartbeat(&self, now: time::OffsetDateTime) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE heartbeat SET beat_at = $1 WHERE id = 1")
+            .bind(codec::ms(now))
+            .execute(&self.pool)
+            .await
+            .map_err(codec::db_error)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Other("the heartbeat row is missing".into()));
+        }
+        Ok(())
+    }
 }

@@ -1,91 +1,17 @@
 //! The real binary, as an operator runs it: start-up, logs, configuration and commands.
 
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twofold_testkit::SmtpSink;
 
-const BIN: &str = env!("CARGO_BIN_EXE_twofold");
+mod common;
+
+use common::{BIN, Server, run};
+
 const PW: &str = "correct horse battery staple 42";
 const NEW_PW: &str = "violet tractor harbour lemonade 8";
-
-struct Server {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    url: String,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path, envs: &[(&str, String)]) -> Self {
-        // reqwest is built without a default TLS provider (ring is chosen at start-up).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env(
-                "TWOFOLD_LOG",
-                "debug,sqlx=warn,hyper=info,h2=info,lettre=info,rustls=info",
-            )
-            // Each test client is a new browser; known devices have their own tests.
-            .env("TWOFOLD_DEVICES__VERIFY", "false")
-            .env("TWOFOLD_DEVICES__NOTIFY", "false")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start twofold");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
-            if let Some(url) = log
-                .lock()
-                .unwrap()
-                .lines()
-                .find_map(|l| l.split("listening on ").nth(1).map(|u| u.trim().to_owned()))
-            {
-                break url;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not start:\n{}",
-                log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Self { child, log, url }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{}", self.url, path)
-    }
-
-    /// SIGTERM, then the exit status and everything it logged.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let status = self.child.wait().expect("wait");
-        std::thread::sleep(Duration::from_millis(100));
-        let log = self.log.lock().unwrap().clone();
-        (status, log)
-    }
-}
 
 fn smtp_env(port: u16) -> Vec<(&'static str, String)> {
     vec![
@@ -501,15 +427,6 @@ fn create_verified_user(data: &std::path::Path, email: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn run(args: &[&str], data: &std::path::Path) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap()
 }
 
 fn code_for(secret: &str, offset_secs: i64) -> String {

@@ -100,13 +100,4 @@ impl Core {
     ) -> Result<Vec<AuditRecord>, CoreError> {
         Ok(self.store.audit_for_account(id, limit).await?)
     }
-
-    pub async fn ready(&self) -> Result<(), CoreError> {
-        Ok(self.store.ready().await?)
-    }
-
-    /// Database pool connections in total and idle, for `/metrics`.
-    pub fn pool_use(&self) -> (u32, u32) {
-        self.store.pool_use()
-    }
 }

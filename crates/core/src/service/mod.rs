@@ -13,6 +13,7 @@ mod devices;
 mod email_change;
 mod enrollment;
 mod forward_auth;
+mod health;
 mod keys;
 mod login;
 mod oidc;
@@ -158,6 +159,8 @@ pub struct Core {
     reminders_done: std::sync::Mutex<std::collections::HashSet<(i64, i64)>>,
     /// Where addresses are, when the operator configured a GeoIP database.
     geoip: Option<crate::geo::GeoIp>,
+    /// When this node last proved that the database commits a write.
+    heartbeat: health::Heartbeat,
 }
 
 pub type KeySource = Arc<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
@@ -185,6 +188,7 @@ impl Core {
             relying_party: std::sync::OnceLock::new(),
             reminders_done: Default::default(),
             geoip: None,
+            heartbeat: Default::default(),
         }
     }
 
