@@ -77,8 +77,12 @@ pub(crate) fn audit_from_row(r: &sqlx::any::AnyRow) -> StoreResult<AuditRecord> 
 
 #[async_trait]
 impl AuditStore for SqlStore {
+    /// Grouped with the attempt writes (see `attempts`): one INSERT per group.
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        insert_audit(&self.pool, event).await
+        self.checks
+            .attempt(crate::attempts::AttemptOp::Audit(Box::new(event.clone())))
+            .await
+            .map(|_| ())
     }
 
     async fn audit_for_account(

@@ -75,6 +75,15 @@ impl<Q: Clone + Send + 'static, R: Send + 'static> Batcher<Q, R> {
         Self { queue }
     }
 
+    /// Queues `input` without waiting for its answer. For writes whose outcome the caller
+    /// does not act on: they still run in queue order, before anything queued after them.
+    pub(crate) fn send(&self, input: Q) -> StoreResult<()> {
+        let (reply, _) = oneshot::channel();
+        self.queue
+            .send((input, reply))
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))
+    }
+
     pub(crate) async fn call(&self, input: Q) -> StoreResult<R> {
         let (reply, answer) = oneshot::channel();
         self.queue

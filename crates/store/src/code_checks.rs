@@ -11,7 +11,7 @@
 //! input travels in the one bound JSON parameter.
 
 use crate::Backend;
-use crate::attempts::{ReserveInput, reserve_group};
+use crate::attempts::{AttemptDone, AttemptOp, attempt_group};
 use crate::audit::audit_insert;
 use crate::batch::{Batcher, Conn};
 use crate::codec::{db_error, get, ms, uuid};
@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use twofold_core::model::{AuditEvent, Factor};
 use twofold_core::ports::StoreResult;
-use twofold_core::throttle::Reservation;
 use uuid::Uuid;
 
 /// Inputs per group: enough to absorb the concurrency of a busy node, small enough that one
@@ -54,7 +53,7 @@ pub(crate) struct CodeChecks {
     subject_states: Batcher<SubjectQuery, Option<(Uuid, CheckState)>>,
     states: Batcher<String, CheckState>,
     claims: Batcher<StepClaim, bool>,
-    reservations: Batcher<ReserveInput, Reservation>,
+    attempts: Batcher<AttemptOp, AttemptDone>,
 }
 
 impl CodeChecks {
@@ -80,12 +79,12 @@ impl CodeChecks {
         let subject_states = group!("subject_state", read_subject_states);
         let states = group!("check_state", read_states);
         let claims = group!("step_claim", claim_steps);
-        let reservations = group!("reservation", reserve_group);
+        let attempts = group!("reservation", attempt_group);
         Self {
             subject_states,
             states,
             claims,
-            reservations,
+            attempts,
         }
     }
 
@@ -104,8 +103,12 @@ impl CodeChecks {
         self.claims.call(claim).await
     }
 
-    pub(crate) async fn reserve(&self, input: ReserveInput) -> StoreResult<Reservation> {
-        self.reservations.call(input).await
+    pub(crate) async fn attempt(&self, op: AttemptOp) -> StoreResult<AttemptDone> {
+        self.attempts.call(op).await
+    }
+
+    pub(crate) fn attempt_later(&self, op: AttemptOp) -> StoreResult<()> {
+        self.attempts.send(op)
     }
 }
 

@@ -78,6 +78,13 @@ impl Core {
     ) -> Result<LoginOutcome, CoreError> {
         // Under a flood, refuse before touching the database.
         self.hasher.check_capacity()?;
+        // A flood from one address, refused a moment ago, costs no lookup.
+        if let Some(retry_after_secs) = meta
+            .ip
+            .and_then(|ip| self.remembered_refusal(&AttemptKey::LoginIp(ip)))
+        {
+            return Err(CoreError::TooManyAttempts { retry_after_secs });
+        }
         let email = Email::parse(email).ok();
         let (device_hash, network) = self.sighting_keys(device, meta);
         let records = self
@@ -169,36 +176,59 @@ impl Core {
             Some(a) => AttemptKey::Login(a.id),
             None => AttemptKey::LoginAddress(email.clone()),
         };
-        let paid = self
-            .pay_attempt(account_key, self.settings.login_budget_account)
-            .await;
-        let paid = match (paid, meta.ip) {
-            (Ok(paid), Some(ip)) => match self
-                .pay_attempt(AttemptKey::LoginIp(ip), self.settings.login_budget_ip)
-                .await
-            {
-                Ok(ip) => Ok((paid, Some(ip))),
-                Err(e) => {
-                    self.give_back(paid).await?;
-                    Err(e)
+        // The client's address first: a flood from one address is refused there, before it
+        // costs a reservation and a give-back on each account it tries.
+        let ip = match meta.ip {
+            Some(ip) => {
+                match self
+                    .try_pay(AttemptKey::LoginIp(ip), self.settings.login_budget_ip)
+                    .await?
+                {
+                    Ok(paid) => Some(paid),
+                    Err(refused) => {
+                        return Err(self.login_throttled(account, refused, meta).await?);
+                    }
                 }
-            },
-            (paid, _) => paid.map(|paid| (paid, None)),
-        };
-        match paid {
-            Ok((account, ip)) => Ok(PaidLogin { account, ip, email }),
-            Err(CoreError::TooManyAttempts { retry_after_secs }) => {
-                let audit = self.audit(
-                    "login_throttled",
-                    account.map(|a| a.id),
-                    meta,
-                    json!({ "retry_after_secs": retry_after_secs }),
-                );
-                self.store.record_audit(&audit).await?;
-                Err(CoreError::TooManyAttempts { retry_after_secs })
             }
-            Err(e) => Err(e),
+            None => None,
+        };
+        match self
+            .try_pay(account_key, self.settings.login_budget_account)
+            .await?
+        {
+            Ok(paid) => Ok(PaidLogin {
+                account: paid,
+                ip,
+                email,
+            }),
+            Err(refused) => {
+                if let Some(ip) = ip {
+                    self.give_back(ip).await?;
+                }
+                Err(self.login_throttled(account, refused, meta).await?)
+            }
         }
+    }
+
+    /// The error a refused login answers with, audited when the database refused it (a
+    /// refusal this node remembered is the same flood, already on record).
+    async fn login_throttled(
+        &self,
+        account: Option<&Account>,
+        refused: super::attempts::Refused,
+        meta: &RequestMeta,
+    ) -> Result<CoreError, CoreError> {
+        let retry_after_secs = refused.retry_after_secs;
+        if !refused.remembered {
+            let audit = self.audit(
+                "login_throttled",
+                account.map(|a| a.id),
+                meta,
+                json!({ "retry_after_secs": retry_after_secs }),
+            );
+            self.store.record_audit(&audit).await?;
+        }
+        Ok(CoreError::TooManyAttempts { retry_after_secs })
     }
 
     /// What follows a correct password from a known browser and network: the second step,

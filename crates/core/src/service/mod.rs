@@ -161,6 +161,8 @@ pub struct Core {
     geoip: Option<crate::geo::GeoIp>,
     /// When this node last proved that the database commits a write.
     heartbeat: health::Heartbeat,
+    /// Attempt keys the database refused a moment ago.
+    refused_keys: attempts::RefusedKeys,
 }
 
 pub type KeySource = Arc<dyn Fn() -> Result<Keyring, String> + Send + Sync>;
@@ -189,6 +191,7 @@ impl Core {
             reminders_done: Default::default(),
             geoip: None,
             heartbeat: Default::default(),
+            refused_keys: Default::default(),
         }
     }
 
