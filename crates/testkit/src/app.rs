@@ -183,6 +183,7 @@ fn serve(
         templates_dir: None,
         cookie_domain: None,
         metrics_token: None,
+        request_timeout: std::time::Duration::from_secs(30),
         branding: Branding::default(),
     };
     configure_web(&mut web);

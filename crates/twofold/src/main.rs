@@ -4,6 +4,7 @@ mod clients;
 mod config;
 mod data_dir;
 mod healthcheck;
+mod http;
 mod operator;
 mod policy;
 mod proxies;

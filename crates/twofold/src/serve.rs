@@ -3,7 +3,6 @@
 use crate::config::{MailDelivery, Settings, redact_url};
 use crate::data_dir::{ensure_data_dir, load_or_create_keys};
 use anyhow::{Context, Result};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -157,6 +156,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         branding: settings.branding.clone(),
         cookie_domain: settings.session.cookie_domain.clone(),
         metrics_token: settings.metrics.bearer_token.clone(),
+        request_timeout: Duration::from_secs(settings.server.request_timeout_seconds),
     };
     let state = AppState::new(core.clone(), web).map_err(|e| anyhow::anyhow!(e))?;
     let app = twofold_web::router(state);
@@ -187,17 +187,15 @@ pub async fn run(settings: Settings) -> Result<()> {
     tracing::info!("Twofold is ready: open {public_url}/signup");
 
     let signal_token = shutdown.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    crate::http::serve(listener, app, &settings.server, async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        tracing::info!(
+            drain_seconds = settings.server.drain_seconds,
+            "shutting down: no new connections, finishing requests in flight"
+        );
         signal_token.cancel();
     })
-    .await
-    .context("server error")?;
+    .await;
 
     shutdown.cancel();
     if tokio::time::timeout(Duration::from_secs(10), worker)

@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod client;
 mod csrf;
+mod deadline;
 pub mod error;
 mod forward_auth;
 mod headers;
@@ -24,11 +25,9 @@ pub use state::{AppState, Branding, WebSettings};
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
-use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,9 +57,9 @@ pub fn router(state: AppState) -> Router {
             csrf::reject_cross_origin,
         ))
         .layer(RequestBodyLimitLayer::new(64 * 1024))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline::limit,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

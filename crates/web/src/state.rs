@@ -40,6 +40,8 @@ pub struct WebSettings {
     pub cookie_domain: Option<String>,
     /// `/metrics` wants `Authorization: Bearer` with this; without it, loopback clients only.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// A request unanswered after this long gets 408 (see `deadline`).
+    pub request_timeout: std::time::Duration,
 }
 
 impl WebSettings {
@@ -105,6 +107,7 @@ mod tests {
         let mut s = WebSettings {
             cookie_domain: None,
             metrics_token: None,
+            request_timeout: std::time::Duration::from_secs(30),
             public_url: "https://auth.example.com/base".into(),
             trusted_proxies: vec![],
             templates_dir: None,
