@@ -104,6 +104,13 @@ pub(crate) async fn connect_code_checks(
     .await
 }
 
+/// Every PostgreSQL session's limits: a statement runs at most 15 s (a request's deadline is
+/// 30 s), waits for a lock at most 10 s, and a transaction idle for 30 s is ended by the
+/// server. Migrations lift the first two on the connection they run on (see
+/// `SqlStore::migrate`).
+pub(crate) const POSTGRES_SESSION_LIMITS: &str = "SET statement_timeout = '15s'; \
+     SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '30s';";
+
 /// sqlx tests a connection with a round trip each time it hands it out, and again when it
 /// comes back. A connection back within the last second was just tested on its way in, so
 /// only one idle for longer is tested again before it is handed out (one the server or the
@@ -149,7 +156,9 @@ async fn open_pool(
                 Ok(())
             })
         }),
-        // Named, so an operator can tell them apart in `pg_stat_activity`.
+        // Named, so an operator can tell them apart in `pg_stat_activity`; bounded, so a
+        // statement stuck on a lock or a transaction left open cannot hold a connection (and
+        // what it locked) past the request that wanted it.
         Backend::Postgres => pool_options.after_connect(move |conn, _meta| {
             Box::pin(async move {
                 let planner = if application == CODE_CHECK_APPLICATION {
@@ -158,7 +167,7 @@ async fn open_pool(
                     ""
                 };
                 conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET application_name = '{application}'; {planner}"
+                    "SET application_name = '{application}'; {POSTGRES_SESSION_LIMITS} {planner}"
                 )))
                 .await?;
                 Ok(())

@@ -87,10 +87,23 @@ impl SqlStore {
     pub async fn migrate(&self) -> StoreResult<usize> {
         let before = self.applied_version().await.unwrap_or(None);
         let migrator = self.backend.migrator();
+        let mut conn = self.pool.acquire().await.map_err(codec::db_error)?;
+        if self.backend == Backend::Postgres {
+            // A migration may rewrite a large table: no statement or lock limit for it. The
+            // connection is closed afterwards, so no request ever runs without them.
+            conn.close_on_drop();
+            sqlx::Executor::execute(
+                &mut *conn,
+                "SET statement_timeout = 0; SET lock_timeout = 0;",
+            )
+            .await
+            .map_err(codec::db_error)?;
+        }
         migrator
-            .run(&self.pool)
+            .run(&mut *conn)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        drop(conn);
         Ok(migrator
             .iter()
             .filter(|m| before.is_none_or(|v| m.version > v))

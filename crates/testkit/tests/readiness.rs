@@ -51,3 +51,23 @@ async fn readiness_writes_a_heartbeat(db: TestDb) {
     assert_eq!(readyz(&app).await, 200);
 }
 both_backends!(heartbeat, readiness_writes_a_heartbeat);
+
+/// PostgreSQL sessions carry statement, lock and idle-transaction limits (migrations ran
+/// without the first two, on a connection closed afterwards).
+async fn postgres_sessions_are_bounded(db: TestDb) {
+    let app = spawn_app(db).await;
+    if app.store.backend() != twofold_store::Backend::Postgres {
+        return;
+    }
+    for _ in 0..4 {
+        let row: (String, String, String) = sqlx::query_as(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),
+                    current_setting('idle_in_transaction_session_timeout')",
+        )
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+        assert_eq!(row, ("15s".into(), "10s".into(), "30s".into()));
+    }
+}
+both_backends!(session_limits, postgres_sessions_are_bounded);

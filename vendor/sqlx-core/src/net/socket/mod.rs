@@ -191,6 +191,17 @@ pub async fn connect_tcp<Ws: WithSocket>(
         // Twofold patch: upstream #4336 (merged, unreleased in 0.9.0), see vendor/README.md.
         let stream = tokio::net::TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
+        // Twofold patch: keepalive and a user timeout, so a database host that vanished
+        // (a partition, a dead machine) fails its connections within about 30 s instead of
+        // the kernel's 15 minutes of retransmissions. See vendor/README.md.
+        let socket = socket2::SockRef::from(&stream);
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(std::time::Duration::from_secs(15))
+            .with_interval(std::time::Duration::from_secs(5))
+            .with_retries(3);
+        socket.set_tcp_keepalive(&keepalive)?;
+        #[cfg(target_os = "linux")]
+        socket.set_tcp_user_timeout(Some(std::time::Duration::from_secs(30)))?;
         return Ok(with_socket.with_socket(stream).await);
     }
 
