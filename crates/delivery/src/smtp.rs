@@ -92,7 +92,10 @@ impl SmtpMailer {
 
 #[async_trait]
 impl Deliver for SmtpMailer {
-    async fn deliver(&self, _id: Uuid, message: &Message) -> Result<(), DeliveryError> {
+    /// The outbox id becomes the `Message-ID`, the same on every try of one message:
+    /// delivery is at least once (a crash between the relay's acceptance and the outbox
+    /// marking it sent resends it), and receivers drop a second copy by this header.
+    async fn deliver(&self, id: Uuid, message: &Message) -> Result<(), DeliveryError> {
         let Message::Email(mail) = message else {
             return Err(DeliveryError::Permanent(
                 "the SMTP adapter sends email only".into(),
@@ -106,6 +109,7 @@ impl Deliver for SmtpMailer {
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
+            .message_id(Some(format!("<{id}@{}>", self.from.email.domain())))
             .header(ContentType::TEXT_PLAIN)
             .body(mail.text.clone())
             .map_err(|e| DeliveryError::Permanent(format!("cannot build message: {e}")))?;

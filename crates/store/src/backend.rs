@@ -57,6 +57,14 @@ pub(crate) async fn connect(
 ) -> StoreResult<(AnyPool, Backend)> {
     sqlx::any::install_default_drivers();
     let backend = Backend::from_url(url)?;
+    // The pool retries a failed connection until its acquire timeout and then says only
+    // "pool timed out"; one direct attempt first says why (refused, unknown host, password).
+    match sqlx::AnyConnection::connect(url).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+        }
+        Err(e) => return Err(StoreError::Unavailable(why_not_connected(url, &e))),
+    }
     let max = match backend {
         // SQLite has one writer at a time; a few connections serve reads while one writes.
         Backend::Sqlite => options.max_connections.clamp(1, 4),
@@ -66,6 +74,24 @@ pub(crate) async fn connect(
         open_pool(url, backend, max, options, "twofold").await?,
         backend,
     ))
+}
+
+/// What to tell an operator about a failed first connection.
+fn why_not_connected(url: &str, e: &sqlx::Error) -> String {
+    let at = url::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(5432))));
+    let io = match e {
+        sqlx::Error::Io(io) => Some(io.kind()),
+        _ => None,
+    };
+    match (io, at) {
+        (Some(std::io::ErrorKind::ConnectionRefused), Some(at)) => {
+            format!("connection refused to {at} (is the database running there?)")
+        }
+        (Some(std::io::ErrorKind::TimedOut), Some(at)) => format!("connecting to {at} timed out"),
+        _ => format!("cannot connect to the database: {e}"),
+    }
 }
 
 /// The code checks' own connections: one held by each of its four group workers

@@ -44,11 +44,21 @@ async fn secrets_never_reach_the_logs_and_shutdown_is_graceful() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let verify = smtp
-        .wait_for("logs@example.com", 0)
-        .await
-        .token("/verify-email")
-        .unwrap();
+    let mail = smtp.wait_for("logs@example.com", 0).await;
+    // A stable Message-ID from the outbox id, for receivers to drop a resent copy.
+    let message_id = mail
+        .data
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message_id.starts_with('<') && message_id.ends_with("@twofold.test>"),
+        "{}",
+        mail.data
+    );
+    assert!(uuid::Uuid::parse_str(&message_id[1..message_id.len() - 14]).is_ok());
+    let verify = mail.token("/verify-email").unwrap();
     // The link itself, as a browser would open it (the token is in the query string).
     assert_eq!(
         c.get(server.at(&format!("/verify-email?token={verify}")))
@@ -1010,4 +1020,47 @@ async fn shed_logins_are_not_logged_as_errors() {
         !log.lines().any(|l| l.contains("ERROR")),
         "{shed} shed logins were logged as errors:\n{log}"
     );
+}
+
+/// Start-up mistakes name what is wrong: a refused database port by its address, an unknown
+/// enum value with the values allowed, a zero limit by its key.
+#[test]
+fn start_up_errors_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    for (key, value, expected) in [
+        (
+            "TWOFOLD_DATABASE__URL",
+            format!("postgres://postgres@127.0.0.1:{port}/test"),
+            format!("connection refused to 127.0.0.1:{port}"),
+        ),
+        (
+            "TWOFOLD_LOG_FORMAT",
+            "xml".into(),
+            "log_format: unknown variant `xml`, expected `text` or `json`".into(),
+        ),
+        (
+            "TWOFOLD_MAIL__DELIVERY",
+            "pigeon".into(),
+            "mail.delivery: unknown variant `pigeon`, expected `log` or `smtp`".into(),
+        ),
+        (
+            "TWOFOLD_SERVER__HEADER_READ_TIMEOUT_SECONDS",
+            "0".into(),
+            "server.header_read_timeout_seconds must be at least 1".into(),
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["migrate", "--data-dir"])
+            .arg(&data)
+            .env(key, &value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}={value}");
+        assert!(err.contains(&expected), "{key}={value}: {err}");
+    }
 }

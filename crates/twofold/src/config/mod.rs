@@ -132,11 +132,11 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(env.into_iter().collect())),
         );
-        let mut settings: Settings = builder
-            .build()
-            .context("reading configuration")?
-            .try_deserialize()
-            .context("invalid configuration")?;
+        let config = builder.build().context("reading configuration")?;
+        let mut settings: Settings = match config.clone().try_deserialize() {
+            Ok(settings) => settings,
+            Err(e) => bail!("invalid configuration: {}", explain(&config, e)),
+        };
         if let Some(l) = overrides.listen {
             settings.listen = l;
         }
@@ -279,6 +279,25 @@ impl Settings {
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
+/// The config crate names an unknown enum value by its Rust type ("enum LogFormat does not
+/// have variant constructor xml"); serde's own message lists the values allowed. The same
+/// settings are then read once more through serde_json, only to say that.
+fn explain(config: &config::Config, e: config::ConfigError) -> String {
+    let original = e.to_string();
+    if !original.contains("does not have variant constructor") {
+        return original;
+    }
+    let Ok(value) = config.clone().try_deserialize::<serde_json::Value>() else {
+        return original;
+    };
+    match serde_path_to_error::deserialize::<_, Settings>(value) {
+        Err(e) if e.inner().to_string().contains("unknown variant") => {
+            format!("{}: {}", e.path(), e.inner())
+        }
+        _ => original,
+    }
+}
+
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
