@@ -58,6 +58,10 @@ pub async fn build_core(settings: &Settings, public_url: &str) -> Result<(Arc<Co
         devices: settings.devices.clone(),
         forward_auth: settings.forward_auth.clone(),
         oidc: settings.oidc.core(),
+        login_budget_account: settings.limits.login_per_account.budget(),
+        login_budget_ip: settings.limits.login_per_address.budget(),
+        second_factor_budget: settings.limits.second_factor.budget(),
+        partial_session_attempts: settings.limits.tries_per_sign_in,
         ..CoreSettings::default()
     };
     let keys_path = settings.keys_path();

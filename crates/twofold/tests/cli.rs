@@ -1064,3 +1064,36 @@ fn start_up_errors_say_what_is_wrong() {
         assert!(err.contains(&expected), "{key}={value}: {err}");
     }
 }
+
+/// `[limits]` sets the attempt budgets: with one free password attempt and a long wait, the
+/// third wrong password in a row is refused before it is tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_limits_are_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    create_verified_user(&data, "limits@example.com");
+    let server = Server::start(
+        &data,
+        &[
+            ("TWOFOLD_LIMITS__LOGIN_PER_ACCOUNT__FREE", "1".into()),
+            (
+                "TWOFOLD_LIMITS__LOGIN_PER_ACCOUNT__BASE_DELAY_SECONDS",
+                "600".into(),
+            ),
+        ],
+    );
+    let c = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = c
+            .post(server.at("/api/v1/session"))
+            .json(&json!({ "email": "limits@example.com", "password": "wrong password 1" }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+    let (status, _) = server.stop();
+    assert!(status.success());
+}

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use twofold_delivery::SmsConfig;
 use twofold_web::Branding;
 
+mod limits;
 mod sections;
 
+pub use limits::LimitsSettings;
 pub use sections::*;
 
 /// Environment variables with the prefix that are not configuration keys.
@@ -60,6 +62,8 @@ pub struct Settings {
     pub branding: Branding,
     /// Connection and request time limits of the HTTP server.
     pub server: crate::http::ServerSettings,
+    /// Attempt budgets for passwords and second factors.
+    pub limits: LimitsSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,6 +97,7 @@ impl Default for Settings {
             metrics: Default::default(),
             branding: Branding::default(),
             server: Default::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -152,6 +157,7 @@ impl Settings {
 
     fn validate(&self) -> Result<()> {
         self.server.check().map_err(anyhow::Error::msg)?;
+        self.limits.check().map_err(anyhow::Error::msg)?;
         if self.mail.delivery == MailDelivery::Smtp && self.mail.smtp.is_none() {
             bail!("mail.delivery = \"smtp\" needs a [mail.smtp] section");
         }
